@@ -1,0 +1,1 @@
+"""Invoke tasks that ship releases safely: a pre-deployment checklist, releases, deploys."""

@@ -1,0 +1,299 @@
+"""The pre-deployment checklist: gather the facts once, then judge each item as a plain function."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import semver
+
+from pipeline import git
+from pipeline.changelog import Changelog, parse_changelog
+from pipeline.commits import Commit, Verdict, judge
+from pipeline.config import ChecklistConfig, PipelineConfig
+from pipeline.errors import InputError, PipelineError
+from pipeline.executor import Command, Executor
+from pipeline.versions import ReleaseTag, parse_version, release_tags
+
+Status = Literal["pass", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a file that a failure points at (for annotations and editors)."""
+
+    file: str
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One checklist item: its verdict, a reason a person can act on, and the particulars."""
+
+    name: str
+    status: Status
+    reason: str
+    details: tuple[str, ...] = ()
+    locations: tuple[Location, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """Whether this item blocks the release."""
+        return self.status == "fail"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the checks judge, read from git and the files in one pass."""
+
+    root: Path
+    state: git.RepoState
+    version_text: str | None
+    changelog_text: str | None
+    tags: tuple[ReleaseTag, ...]
+    commits: tuple[Commit, ...]
+    since: str | None
+    ancestor_of: git.Branch | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def last_tag(self) -> ReleaseTag | None:
+        """The highest release tag, if any."""
+        return self.tags[0] if self.tags else None
+
+
+def gather(executor: Executor, cwd: Path, config: ChecklistConfig) -> Facts:
+    """Read the repository state, VERSION, CHANGELOG.md and the commits since the last release."""
+    state = git.read_state(executor, cwd)
+    tags = tuple(release_tags(state.tags, config.tag_prefix))
+    if state.shallow and not tags:
+        raise InputError(
+            f"{state.root} is a shallow clone without release tags ({config.tag_prefix}X.Y.Z): "
+            "the last release cannot be known. Fetch history and tags "
+            "(actions/checkout with `fetch-depth: 0`, or `git fetch --unshallow --tags`)"
+        )
+    since = tags[0].name if tags else (config.commits_from or None)
+    commits: list[Commit] = []
+    if state.head and config.convention != "none":
+        try:
+            commits = git.read_commits(executor, state.root, since)
+        except InputError:
+            if since == config.commits_from:
+                raise InputError(
+                    f"pipeline.checklist.commits_from: {since!r} is not a ref in this repository"
+                ) from None
+            raise
+    return Facts(
+        root=state.root,
+        state=state,
+        version_text=_read(cwd / config.version_file),
+        changelog_text=_read(cwd / config.changelog),
+        tags=tags,
+        commits=tuple(commits),
+        since=since,
+        ancestor_of=_allowed_ancestor(executor, state, config.branches),
+        env={k: v for k, v in os.environ.items() if k.startswith("GITHUB_")},
+    )
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read ({exc})") from None
+
+
+def _allowed_ancestor(
+    executor: Executor, state: git.RepoState, patterns: Sequence[str]
+) -> git.Branch | None:
+    """For a detached HEAD only: an allowed branch whose history holds it (one git call each)."""
+    if not state.detached or not state.head:
+        return None
+    candidates = [b for b in state.branches if _allowed(b.name, patterns)]
+    tip = next((b for b in candidates if b.commit == state.head), None)
+    if tip is not None:
+        return tip
+    results = executor.run_all(git.is_ancestor(state.root, state.head, str(b)) for b in candidates)
+    return next((b for b, r in zip(candidates, results) if r.ok), None)
+
+
+def _allowed(branch: str, patterns: Sequence[str]) -> bool:
+    """Whether a branch name matches one of the allowed patterns (``release/*`` globs too)."""
+    return any(fnmatch.fnmatchcase(branch, p) for p in patterns)
+
+
+def check_version(facts: Facts, config: ChecklistConfig) -> CheckResult:
+    """VERSION is a semantic version above the last release tag (or equal, at that tag)."""
+    name = "version"
+    try:
+        version = _version(facts, config)
+    except PipelineError as exc:
+        return CheckResult(name, "fail", str(exc), locations=(Location(config.version_file, 1, str(exc)),))
+    last = facts.last_tag
+    if last is None:
+        return CheckResult(name, "pass", f"{version} (no release tag {config.tag_prefix}X.Y.Z yet)")
+    if version > last.version:
+        return CheckResult(name, "pass", f"{version} is above the last release {last.name}")
+    if version == last.version and facts.state.head == last.commit:
+        return CheckResult(name, "pass", f"{version} is the release tagged {last.name} at HEAD")
+    if version == last.version:
+        reason = f"{version} is already released as {last.name}; bump VERSION (invoke release --bump ...)"
+    else:
+        reason = f"{version} is below the last release {last.name}; VERSION must go up"
+    return CheckResult(name, "fail", f"{config.version_file}: {reason}",
+                       locations=(Location(config.version_file, 1, reason),))
+
+
+def _version(facts: Facts, config: ChecklistConfig) -> semver.Version:
+    if facts.version_text is None:
+        raise InputError(f"{config.version_file}: file not found at {facts.root}")
+    return parse_version(facts.version_text, config.version_file)
+
+
+def check_changelog(facts: Facts, config: ChecklistConfig) -> CheckResult:
+    """CHANGELOG.md parses, and has a dated section for VERSION (or, if allowed, [Unreleased])."""
+    name, path = "changelog", config.changelog
+    if facts.changelog_text is None:
+        return CheckResult(name, "fail", f"{path}: file not found; start one from keepachangelog.com")
+    log = parse_changelog(facts.changelog_text)
+    if log.problems:
+        locations = tuple(Location(path, p.line or 1, p.message) for p in log.problems)
+        details = tuple(f"{path}:{p.line}: {p.message}" if p.line else f"{path}: {p.message}"
+                        for p in log.problems)
+        return CheckResult(name, "fail", f"{path}: {len(details)} problem(s)", details, locations)
+    try:
+        version = _version(facts, config)
+    except PipelineError:
+        return CheckResult(name, "skip", f"{path} parses; no valid VERSION to look for")
+    return _changelog_entry(log, str(version), facts, config)
+
+
+def _changelog_entry(
+    log: Changelog, version: str, facts: Facts, config: ChecklistConfig
+) -> CheckResult:
+    name, path = "changelog", config.changelog
+    section = log.section(version)
+    if section is not None:
+        return CheckResult(name, "pass", f"{path} has [{version}] dated {section.date}")
+    released = any(str(t.version) == version for t in facts.tags)
+    unreleased = log.unreleased
+    if config.changelog_unreleased_ok and not released and unreleased and unreleased.has_content:
+        return CheckResult(name, "pass", f"{path} [Unreleased] describes the coming {version}")
+    wanted = f"`## [{version}] - YYYY-MM-DD`"
+    if config.changelog_unreleased_ok:
+        wanted += " or a non-empty [Unreleased] section"
+    reason = f"{path} has no section for {version}: add {wanted} (invoke release writes it)"
+    line = unreleased.line if unreleased else 1
+    return CheckResult(name, "fail", reason, locations=(Location(path, line, reason),))
+
+
+def check_commits(facts: Facts, config: ChecklistConfig) -> CheckResult:
+    """Every commit since the last release follows Conventional Commits."""
+    name = "commits"
+    if config.convention == "none":
+        return CheckResult(name, "skip", "pipeline.checklist.convention is `none`")
+    verdicts = commit_verdicts(facts.commits, config)
+    bad = [v for v in verdicts if not v.ok]
+    scope = f"since {facts.since}" if facts.since else "in the whole history"
+    if not bad:
+        return CheckResult(name, "pass", f"{len(verdicts)} commit(s) {scope} follow Conventional Commits")
+    details = tuple(f"{v.commit.short} {v.commit.subject[:72]!r}: {v.problem}" for v in bad)
+    reason = f"{len(bad)} of {len(verdicts)} commit(s) {scope} break Conventional Commits"
+    return CheckResult(name, "fail", reason, details)
+
+
+def commit_verdicts(commits: Sequence[Commit], config: ChecklistConfig) -> list[Verdict]:
+    """Judge each commit with the configured types and allowances."""
+    return [
+        judge(c, config.types, config.allow_merge_commits, config.allow_revert_commits)
+        for c in commits
+    ]
+
+
+def check_clean(facts: Facts, config: ChecklistConfig) -> CheckResult:
+    """The working tree has no uncommitted or untracked changes."""
+    if not config.require_clean:
+        return CheckResult("clean", "skip", "pipeline.checklist.require_clean is off")
+    changes = facts.state.changes
+    if not changes:
+        return CheckResult("clean", "pass", "the working tree is clean")
+    shown = tuple(changes[:20]) + ((f"... and {len(changes) - 20} more",) if len(changes) > 20 else ())
+    return CheckResult(
+        "clean", "fail", f"{len(changes)} uncommitted or untracked path(s): commit or stash them", shown
+    )
+
+
+def check_branch(facts: Facts, config: ChecklistConfig) -> CheckResult:
+    """HEAD is on an allowed branch, or detached on (or inside) one, as in CI."""
+    allowed = ", ".join(config.branches)
+    state = facts.state
+    if state.branch is not None:
+        if _allowed(state.branch, config.branches):
+            return CheckResult("branch", "pass", f"on {state.branch}")
+        return CheckResult("branch", "fail", f"on {state.branch}, which is not allowed (allowed: {allowed})")
+    on = facts.ancestor_of
+    if on is not None and on.commit == state.head:
+        return CheckResult("branch", "pass", f"detached HEAD at the tip of {on}")
+    if on is not None:
+        return CheckResult("branch", "pass", f"detached HEAD on the history of {on}")
+    ref = facts.env.get("GITHUB_REF_NAME", "")
+    if facts.env.get("GITHUB_REF_TYPE") == "branch" and _allowed(ref, config.branches) and (
+        facts.env.get("GITHUB_SHA") == state.head
+    ):
+        return CheckResult("branch", "pass", f"detached HEAD at GITHUB_SHA of branch {ref}")
+    return CheckResult(
+        "branch", "fail", f"detached HEAD is on no allowed branch (allowed: {allowed}); fetch it or check it out"
+    )
+
+
+def run_stage_commands(
+    executor: Executor, root: Path, stage: str, commands: Sequence[str], capture: bool = True
+) -> CheckResult:
+    """Run the configured lint or test commands, in order, stopping at the first failure."""
+    if not commands:
+        return CheckResult(stage, "skip", f"no commands configured (pipeline.{stage})")
+    for command in commands:
+        argv = tuple(shlex.split(command))
+        try:
+            result = executor.run(Command(argv, str(root), capture=capture))
+        except InputError as exc:
+            return CheckResult(stage, "fail", f"pipeline.{stage}: {exc}")
+        if not result.ok:
+            tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+            return CheckResult(stage, "fail", f"`{command}` exited {result.returncode}", tuple(tail))
+    return CheckResult(stage, "pass", f"{len(commands)} command(s) passed")
+
+
+def run_checklist(
+    executor: Executor, cwd: Path, config: PipelineConfig, with_tests: bool = False
+) -> list[CheckResult]:
+    """Every checklist item, each with its verdict: all failures, not just the first."""
+    checklist = config.checklist
+    facts = gather(executor, cwd, checklist)
+    results = [
+        check(facts, checklist)
+        for check in (check_version, check_changelog, check_commits, check_clean, check_branch)
+    ]
+    results.extend(run_stages(executor, cwd, config, with_tests or checklist.run_tests))
+    return results
+
+
+def run_stages(
+    executor: Executor, cwd: Path, config: PipelineConfig, run: bool
+) -> list[CheckResult]:
+    """The lint and test stages as checklist items (skipped unless asked for)."""
+    if not run:
+        reason = "not requested (--with-tests, or pipeline.checklist.run_tests)"
+        return [CheckResult("lint", "skip", reason), CheckResult("test", "skip", reason)]
+    return [
+        run_stage_commands(executor, cwd, "lint", config.lint),
+        run_stage_commands(executor, cwd, "test", config.test),
+    ]

@@ -1,0 +1,170 @@
+"""Configuration: the ``pipeline`` key of Invoke's config, validated once into frozen objects."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from pipeline.errors import ConfigError
+
+CONVENTIONAL_TYPES = (
+    "feat",
+    "fix",
+    "docs",
+    "style",
+    "refactor",
+    "perf",
+    "test",
+    "build",
+    "ci",
+    "chore",
+    "revert",
+)
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A configuration section: immutable, and unknown keys are errors."""
+
+
+class ChecklistConfig(_Section):
+    """What the pre-deployment checklist checks, and against which files."""
+
+    version_file: str = "VERSION"
+    changelog: str = "CHANGELOG.md"
+    convention: Literal["conventional", "none"] = "conventional"
+    types: tuple[str, ...] = CONVENTIONAL_TYPES
+    allow_merge_commits: bool = True
+    allow_revert_commits: bool = True
+    branches: tuple[str, ...] = ("main", "master")
+    tag_prefix: str = "v"
+    commits_from: str = ""
+    changelog_unreleased_ok: bool = False
+    require_clean: bool = True
+    run_tests: bool = False
+
+
+class ReleaseConfig(_Section):
+    """How ``invoke release`` commits, tags and pushes."""
+
+    remote: str = "origin"
+    commit_message: str = "chore(release): {tag}"
+    tag_message: str = "Release {tag}"
+
+
+class PipelineConfig(_Section):
+    """The whole validated configuration."""
+
+    checklist: ChecklistConfig = ChecklistConfig()
+    release: ReleaseConfig = ReleaseConfig()
+    lint: tuple[str, ...] = ()
+    test: tuple[str, ...] = ()
+
+
+def defaults() -> dict[str, Any]:
+    """The defaults as plain data, for Invoke's config (so INVOKE_PIPELINE_* can override them)."""
+    data: dict[str, Any] = msgspec.to_builtins(PipelineConfig())
+    return data
+
+
+def load_config(raw: Mapping[str, Any] | None, source: str = "invoke.yaml") -> PipelineConfig:
+    """Validate the raw ``pipeline`` mapping; every error names ``source`` and the key path."""
+    data = _plain(raw or {})
+    try:
+        config = msgspec.convert(data, PipelineConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(str(exc))}") from None
+    problems = list(_semantic_problems(config))
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+    return config
+
+
+def _plain(value: Any) -> Any:
+    """Invoke's DataProxy and friends as plain dicts and lists."""
+    if isinstance(value, Mapping) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+_AT = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>[^`]*)`$", re.S)
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
+
+
+def _describe(message: str) -> str:
+    """Turn a msgspec message into ``pipeline.a.b: what is wrong``."""
+    match = _AT.match(message)
+    msg, path = (match["msg"], match["path"]) if match else (message, "")
+    unknown = _UNKNOWN.match(msg)
+    if unknown:
+        key = unknown["key"]
+        known = _known_keys(path)
+        hint = _suggest(key, known)
+        return f"pipeline{path}.{key}: unknown key{hint} (known: {', '.join(known)})"
+    msg = msg.replace("Expected", "expected").replace("`", "")
+    return f"pipeline{path}: {msg}"
+
+
+def _known_keys(path: str) -> list[str]:
+    struct: Any = PipelineConfig
+    for part in filter(None, re.split(r"\.|\[\d+\]", path)):
+        hint = {f.name: f.type for f in msgspec.structs.fields(struct)}.get(part)
+        if not (isinstance(hint, type) and issubclass(hint, msgspec.Struct)):
+            return []
+        struct = hint
+    return [f.name for f in msgspec.structs.fields(struct)]
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+# What git accepts in a ref name, kept stricter: no leading dash, no "..", no control or shell chars.
+_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]+(?<![./])$")
+_TYPE = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def _semantic_problems(config: PipelineConfig) -> list[str]:
+    """What types alone cannot say: names that must be safe and commands that must parse."""
+    problems: list[str] = []
+    checklist = config.checklist
+    for i, branch in enumerate(checklist.branches):
+        if not _REF.match(branch.replace("*", "x")):
+            problems.append(f"pipeline.checklist.branches[{i}]: {branch!r} is not a branch name")
+    if checklist.tag_prefix and not _REF.match(checklist.tag_prefix + "x"):
+        problems.append(
+            f"pipeline.checklist.tag_prefix: {checklist.tag_prefix!r} cannot start a tag name"
+        )
+    if checklist.commits_from and not _REF.match(checklist.commits_from.replace("~", "")):
+        problems.append(f"pipeline.checklist.commits_from: {checklist.commits_from!r} is not a ref")
+    if not checklist.types and checklist.convention == "conventional":
+        problems.append("pipeline.checklist.types: must list at least one commit type")
+    for i, kind in enumerate(checklist.types):
+        if not _TYPE.match(kind):
+            problems.append(f"pipeline.checklist.types[{i}]: {kind!r} is not a lowercase word")
+    if not _REF.match(config.release.remote):
+        problems.append(f"pipeline.release.remote: {config.release.remote!r} is not a remote name")
+    for key in ("commit_message", "tag_message"):
+        template = getattr(config.release, key)
+        try:
+            template.format(tag="v0", version="0")
+        except (KeyError, IndexError, ValueError) as exc:
+            problems.append(f"pipeline.release.{key}: {template!r} is not a valid template ({exc})")
+    for stage in ("lint", "test"):
+        for i, command in enumerate(getattr(config, stage)):
+            try:
+                argv = shlex.split(command)
+            except ValueError as exc:
+                problems.append(f"pipeline.{stage}[{i}]: {command!r} cannot be parsed ({exc})")
+                continue
+            if not argv:
+                problems.append(f"pipeline.{stage}[{i}]: the command is empty")
+    return problems

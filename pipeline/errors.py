@@ -1,0 +1,73 @@
+"""The project's errors: one small tree, each class carrying its documented exit code."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every task; stable and documented in the README."""
+
+    OK = 0
+    ROLLED_BACK = 1
+    BAD_INPUT = 2
+    CHECKLIST_FAILED = 3
+    ROLLBACK_FAILED = 4
+    LOCKED = 5
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.BAD_INPUT
+
+
+class ConfigError(PipelineError):
+    """The configuration is invalid; the message names the key path."""
+
+
+class InputError(PipelineError):
+    """A file, flag or repository state cannot be used; nothing was touched."""
+
+
+class CommandNotFound(InputError):
+    """An executable the pipeline needs is not installed."""
+
+
+class CommandFailed(PipelineError):
+    """A command the pipeline ran exited non-zero."""
+
+    def __init__(self, argv: tuple[str, ...], returncode: int, stderr: str) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.stderr = stderr
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        super().__init__(f"`{' '.join(argv)}` exited {returncode}: {detail}")
+
+
+class ChecklistFailed(PipelineError):
+    """A pre-deployment or pre-release check failed; nothing was touched."""
+
+    exit_code = ExitCode.CHECKLIST_FAILED
+
+    def __init__(self, message: str, results: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+class StageFailed(PipelineError):
+    """A stage failed and the rollback restored the previous release."""
+
+    exit_code = ExitCode.ROLLED_BACK
+
+
+class RollbackFailed(PipelineError):
+    """The rollback itself failed: a human is needed now."""
+
+    exit_code = ExitCode.ROLLBACK_FAILED
+
+
+class LockHeld(PipelineError):
+    """Another run holds the deploy lock."""
+
+    exit_code = ExitCode.LOCKED

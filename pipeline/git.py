@@ -1,0 +1,151 @@
+"""Git as the pipeline asks it: argv builders, and a few readers that run them through an executor.
+
+One git process per question, never one per commit, and several questions at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.commits import Commit, parse_log
+from pipeline.errors import InputError
+from pipeline.executor import Command, Executor, Result
+
+LOG_FORMAT = "--format=%H%x1f%P%x1f%B"
+
+
+def git(*args: str, cwd: str | Path | None = None, stdin: str | None = None) -> Command:
+    """A git command as data; ``-c color.ui=never`` keeps output parseable whatever the user's config."""
+    return Command(("git", "-c", "color.ui=never", *args), str(cwd) if cwd else None, stdin)
+
+
+def rev_parse_state(cwd: Path) -> Command:
+    """Where the work tree's top is and whether the clone is shallow."""
+    return git("rev-parse", "--show-toplevel", "--is-shallow-repository", cwd=cwd)
+
+
+def status(cwd: Path) -> Command:
+    """Branch, HEAD commit and changed paths in one answer."""
+    return git("status", "--porcelain=v2", "--branch", "-z", cwd=cwd)
+
+
+def refs(cwd: Path) -> Command:
+    """Every tag and branch with the commit it points at (annotated tags peeled)."""
+    return git(
+        "for-each-ref",
+        "--format=%(refname)%00%(objectname)%00%(*objectname)",
+        "refs/tags",
+        "refs/heads",
+        "refs/remotes",
+        cwd=cwd,
+    )
+
+
+def log(cwd: Path, since: str | None, until: str = "HEAD") -> Command:
+    """Commits in ``since..until`` (or all of history), with full messages, NUL-separated."""
+    revision = f"{since}..{until}" if since else until
+    return git("log", "-z", "--no-color", LOG_FORMAT, revision, "--", cwd=cwd)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A local or remote-tracking branch and the commit at its tip."""
+
+    name: str
+    commit: str
+    remote: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.remote}/{self.name}" if self.remote else self.name
+
+
+@dataclass(frozen=True)
+class RepoState:
+    """What git says about the work tree, gathered in three concurrent processes."""
+
+    root: Path
+    shallow: bool
+    head: str | None
+    branch: str | None
+    changes: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...]
+    branches: tuple[Branch, ...]
+
+    @property
+    def detached(self) -> bool:
+        """Whether HEAD is detached (as in most CI checkouts)."""
+        return self.branch is None
+
+
+def read_state(executor: Executor, cwd: Path) -> RepoState:
+    """Ask git where we are: top level, shallowness, HEAD, branch, changes and refs."""
+    where, state, listing = executor.run_all([rev_parse_state(cwd), status(cwd), refs(cwd)])
+    if not where.ok:
+        _not_a_repository(where, cwd)
+    top, shallow = (where.stdout.splitlines() + ["", "false"])[:2]
+    if not state.ok or not listing.ok:
+        bad = state if not state.ok else listing
+        raise InputError(f"git cannot read {cwd}: {bad.stderr.strip()}")
+    head, branch, changes = _parse_status(state.stdout)
+    tags, branches = _parse_refs(listing.stdout)
+    return RepoState(Path(top), shallow == "true", head, branch, changes, tags, branches)
+
+
+def _not_a_repository(result: Result, cwd: Path) -> None:
+    message = result.stderr.strip()
+    if "not a git repository" in message:
+        raise InputError(f"{cwd} is not a git repository (run `git init`, or run from a clone)")
+    raise InputError(f"git cannot read {cwd}: {message}")
+
+
+def _parse_status(output: str) -> tuple[str | None, str | None, tuple[str, ...]]:
+    head = branch = None
+    changes = []
+    entries = iter(output.split("\0"))
+    for entry in entries:
+        if entry.startswith("# branch.oid "):
+            oid = entry.removeprefix("# branch.oid ")
+            head = None if oid == "(initial)" else oid
+        elif entry.startswith("# branch.head "):
+            name = entry.removeprefix("# branch.head ")
+            branch = None if name == "(detached)" else name
+        elif entry[:2] in _FIELDS:
+            changes.append(entry.split(" ", _FIELDS[entry[:2]])[-1])
+            if entry[:2] == "2 ":
+                next(entries, None)  # a rename's original path comes as its own field
+    return head, branch, tuple(changes)
+
+
+# How many spaces precede the path in each porcelain=v2 record kind.
+_FIELDS = {"1 ": 8, "2 ": 9, "u ": 10, "? ": 1, "! ": 1}
+
+
+def _parse_refs(output: str) -> tuple[tuple[tuple[str, str], ...], tuple[Branch, ...]]:
+    """Tags as (name, commit) pairs, and branches, local and remote-tracking."""
+    tags = []
+    branches = []
+    for line in output.splitlines():
+        name, obj, peeled = (line.split("\0") + ["", ""])[:3]
+        commit = peeled or obj
+        if name.startswith("refs/tags/"):
+            tags.append((name.removeprefix("refs/tags/"), commit))
+        elif name.startswith("refs/heads/"):
+            branches.append(Branch(name.removeprefix("refs/heads/"), commit))
+        elif name.startswith("refs/remotes/") and not name.endswith("/HEAD"):
+            remote, _, branch = name.removeprefix("refs/remotes/").partition("/")
+            branches.append(Branch(branch, commit, remote))
+    return tuple(tags), tuple(branches)
+
+
+def is_ancestor(cwd: Path, commit: str, ref: str) -> Command:
+    """Exits 0 when ``commit`` is reachable from ``ref``."""
+    return git("merge-base", "--is-ancestor", commit, ref, cwd=cwd)
+
+
+def read_commits(executor: Executor, cwd: Path, since: str | None) -> list[Commit]:
+    """The commits after ``since`` (all history when None), newest first."""
+    result = executor.run(log(cwd, since))
+    if not result.ok:
+        raise InputError(f"git log {since or ''}..HEAD failed: {result.stderr.strip()}")
+    return parse_log(result.stdout)

@@ -1,0 +1,240 @@
+"""``invoke release``: plan the next version's files, commit, tag and push as data, then apply it."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import semver
+
+from pipeline import checklist
+from pipeline.git import git, read_commits
+from pipeline.changelog import parse_changelog, release_changelog
+from pipeline.checklist import CheckResult, Facts
+from pipeline.commits import bump_for
+from pipeline.config import PipelineConfig
+from pipeline.errors import ChecklistFailed, InputError
+from pipeline.executor import Command, Executor
+from pipeline.versions import BUMPS, Bump, ReleaseTag, next_version, parse_version
+
+BumpArg = Literal["major", "minor", "patch", "auto"]
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """A file the release rewrites: its path relative to the project and both contents."""
+
+    path: str
+    old: str
+    new: str
+
+    def diff(self) -> str:
+        """A unified diff of the change."""
+        return "".join(
+            difflib.unified_diff(
+                self.old.splitlines(keepends=True),
+                self.new.splitlines(keepends=True),
+                f"a/{self.path}",
+                f"b/{self.path}",
+            )
+        )
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """Everything a release will do, in order; ``already`` names a tag already at HEAD."""
+
+    version: semver.Version
+    tag: str
+    files: tuple[FileChange, ...]
+    commands: tuple[Command, ...]
+    already: str | None = None
+
+    def describe(self) -> str:
+        """The plan for people, as ``--dry-run`` prints it."""
+        if self.already and not self.commands:
+            return f"HEAD is already released as {self.already}: nothing to do"
+        lines = [f"release {self.version} as {self.tag}"]
+        for change in self.files:
+            lines.append(f"write {change.path}:")
+            lines.extend("    " + ln for ln in change.diff().splitlines())
+        lines.extend(f"run   {command}" for command in self.commands)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """What the release manager asked for."""
+
+    bump: BumpArg | None = None
+    pre: str | None = None
+    push: bool = False
+    with_tests: bool = False
+
+
+def validate_request(bump: str | None, pre: str | None) -> ReleaseRequest:
+    """Check the flags before anything is read: ``--bump`` names a bump, ``--pre`` a word."""
+    if bump is not None and bump not in (*BUMPS, "auto"):
+        raise InputError(f"--bump: {bump!r} is not one of major, minor, patch, auto")
+    if pre is not None and not (pre.isascii() and pre.isalnum()):
+        raise InputError(f"--pre: {pre!r} must be letters and digits only, e.g. rc or beta")
+    if pre and bump is None:
+        raise InputError("--pre needs --bump: the pre-release is of the next version")
+    return ReleaseRequest(bump=bump, pre=pre)  # type: ignore[arg-type]
+
+
+def plan_release(
+    executor: Executor,
+    cwd: Path,
+    config: PipelineConfig,
+    request: ReleaseRequest,
+    today: date,
+) -> tuple[ReleasePlan, list[CheckResult]]:
+    """Read the repository, run the checks that apply before a release, and plan it.
+
+    Raises ChecklistFailed (nothing touched) when a check fails or the version cannot be released.
+    """
+    cfg = config.checklist
+    facts = checklist.gather(executor, cwd, cfg)
+    results = [checklist.check_commits(facts, cfg), checklist.check_clean(facts, cfg),
+               checklist.check_branch(facts, cfg)]
+    if request.with_tests or cfg.run_tests:
+        results.extend(checklist.run_stages(executor, cwd, config, True))
+    at_head = [t for t in facts.tags if t.commit == facts.state.head]
+    if at_head:
+        tag = at_head[0]
+        push = _push(facts, config, tag.name) if request.push else ()
+        return ReleasePlan(tag.version, tag.name, (), push, already=tag.name), results
+    if any(r.failed for r in results):
+        raise ChecklistFailed("the checks that apply before a release failed", tuple(results))
+    version = _choose_version(executor, facts, config, request)
+    tag = f"{cfg.tag_prefix}{version}"
+    clash = next((t for t in facts.tags if t.name == tag), None) or next(
+        (ReleaseTag(n, version, c) for n, c in facts.state.tags if n == tag), None
+    )
+    if clash:
+        raise ChecklistFailed(f"tag {tag} already exists on {clash.commit[:10]}, not on HEAD")
+    files = _file_changes(facts, config, version, today)
+    commands = _commands(cwd, facts, config, version, tag, files, request.push)
+    return ReleasePlan(version, tag, files, commands), results
+
+
+def _choose_version(
+    executor: Executor, facts: Facts, config: PipelineConfig, request: ReleaseRequest
+) -> semver.Version:
+    cfg = config.checklist
+    current = _current_version(facts, config)
+    last = facts.last_tag
+    if request.bump is None:
+        if current is None:
+            raise ChecklistFailed(f"{cfg.version_file}: not a valid version; pass --bump")
+        if last and current <= last.version:
+            raise ChecklistFailed(
+                f"{cfg.version_file}: {current} is not above the last release {last.name}; "
+                "bump it by hand or pass --bump"
+            )
+        return current
+    final = next((t for t in facts.tags if not t.version.prerelease), None)
+    bump: Bump
+    if request.bump == "auto":
+        commits = facts.commits
+        if final is not None and last is not None and final != last:
+            commits = tuple(read_commits(executor, facts.root, final.name))
+        bump = bump_for(checklist.commit_verdicts(commits, cfg))
+    else:
+        bump = request.bump
+    version = next_version(
+        final.version if final else None, bump, request.pre, (t.version for t in facts.tags)
+    )
+    if current is not None and current > version:
+        raise InputError(
+            f"{cfg.version_file} says {current}, above the {version} that --bump {request.bump} "
+            f"gives; run `invoke release` without --bump to release {current}"
+        )
+    return version
+
+
+def _current_version(facts: Facts, config: PipelineConfig) -> semver.Version | None:
+    if facts.version_text is None:
+        return None
+    try:
+        return parse_version(facts.version_text, config.checklist.version_file)
+    except InputError:
+        return None
+
+
+def _file_changes(
+    facts: Facts, config: PipelineConfig, version: semver.Version, today: date
+) -> tuple[FileChange, ...]:
+    cfg = config.checklist
+    path = cfg.changelog
+    if facts.changelog_text is None:
+        raise ChecklistFailed(f"{path}: file not found; start one from keepachangelog.com")
+    log = parse_changelog(facts.changelog_text)
+    if log.problems:
+        first = log.problems[0]
+        raise ChecklistFailed(f"{path}:{first.line}: {first.message}")
+    changes = []
+    new_version = f"{version}\n"
+    if facts.version_text != new_version:
+        changes.append(FileChange(cfg.version_file, facts.version_text or "", new_version))
+    if log.section(str(version)) is None:
+        if log.unreleased is None or not log.unreleased.has_content:
+            raise ChecklistFailed(
+                f"{path}: [Unreleased] is missing or empty; describe the changes in {version} first"
+            )
+        text = release_changelog(facts.changelog_text, str(version), today, cfg.tag_prefix)
+        changes.append(FileChange(path, facts.changelog_text, text))
+    return tuple(changes)
+
+
+def _commands(
+    root: Path,
+    facts: Facts,
+    config: PipelineConfig,
+    version: semver.Version,
+    tag: str,
+    files: Sequence[FileChange],
+    push: bool,
+) -> tuple[Command, ...]:
+    commands = []
+    if files:
+        message = config.release.commit_message.format(tag=tag, version=version)
+        commands.append(git("add", "--", *(f.path for f in files), cwd=root))
+        commands.append(git("commit", "--quiet", "-m", message, "--", *(f.path for f in files), cwd=root))
+    tag_message = config.release.tag_message.format(tag=tag, version=version)
+    commands.append(git("tag", "--annotate", "--file=-", tag, cwd=root, stdin=tag_message + "\n"))
+    if push:
+        commands.extend(_push(facts, config, tag))
+    return tuple(commands)
+
+
+def _push(facts: Facts, config: PipelineConfig, tag: str) -> tuple[Command, ...]:
+    branch = facts.state.branch or (facts.ancestor_of.name if facts.ancestor_of else None)
+    if branch is None:
+        raise InputError("HEAD is detached on no allowed branch: check out the branch to push")
+    refspecs = (f"HEAD:refs/heads/{branch}", f"refs/tags/{tag}")
+    return (git("push", "--atomic", config.release.remote, *refspecs, cwd=facts.root),)
+
+
+def apply_release(executor: Executor, root: Path, plan: ReleasePlan) -> None:
+    """Write the files, then run the git commands; restore the files if git refuses the commit."""
+    written: list[FileChange] = []
+    try:
+        for change in plan.files:
+            (root / change.path).write_text(change.new, encoding="utf-8")
+            written.append(change)
+        for command in plan.commands:
+            executor.run(command).check()
+            if command.argv[3:4] == ("commit",):
+                written = []  # committed: nothing to restore any more
+    except BaseException:
+        for change in written:
+            (root / change.path).write_text(change.old, encoding="utf-8")
+        if written:
+            executor.run(git("reset", "--quiet", "--", *(c.path for c in written), cwd=root))
+        raise
