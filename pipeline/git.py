@@ -16,8 +16,8 @@ LOG_FORMAT = "--format=%H%x1f%P%x1f%B"
 
 
 def git(*args: str, cwd: str | Path | None = None, stdin: str | None = None) -> Command:
-    """A git command as data; ``-c color.ui=never`` keeps output parseable whatever the user's config."""
-    return Command(("git", "-c", "color.ui=never", *args), str(cwd) if cwd else None, stdin)
+    """A git command as data."""
+    return Command(("git", *args), str(cwd) if cwd else None, stdin)
 
 
 def rev_parse_state(cwd: Path) -> Command:

@@ -230,7 +230,7 @@ def apply_release(executor: Executor, root: Path, plan: ReleasePlan) -> None:
             written.append(change)
         for command in plan.commands:
             executor.run(command).check()
-            if command.argv[3:4] == ("commit",):
+            if command.argv[1:2] == ("commit",):
                 written = []  # committed: nothing to restore any more
     except BaseException:
         for change in written:
