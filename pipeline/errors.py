@@ -41,7 +41,7 @@ class CommandFailed(PipelineError):
         self.argv = argv
         self.returncode = returncode
         self.stderr = stderr
-        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        detail = " / ".join(stderr.strip().splitlines()[-4:]) or "no output"
         super().__init__(f"`{' '.join(argv)}` exited {returncode}: {detail}")
 
 

@@ -107,7 +107,10 @@ def plan_release(
     at_head = [t for t in facts.tags if t.commit == facts.state.head]
     if at_head:
         tag = at_head[0]
-        push = _push(facts, config, tag.name) if request.push else ()
+        push = ()
+        if request.push:
+            _check_remote(executor, cwd, config.release.remote)
+            push = _push(facts, config, tag.name)
         return ReleasePlan(tag.version, tag.name, (), push, already=tag.name), results
     if any(r.failed for r in results):
         raise ChecklistFailed("the checks that apply before a release failed", tuple(results))
@@ -118,6 +121,8 @@ def plan_release(
     )
     if clash:
         raise ChecklistFailed(f"tag {tag} already exists on {clash.commit[:10]}, not on HEAD")
+    if request.push:
+        _check_remote(executor, cwd, config.release.remote)
     files = _file_changes(facts, config, version, today)
     commands = _commands(cwd, facts, config, version, tag, files, request.push)
     return ReleasePlan(version, tag, files, commands), results
@@ -150,7 +155,7 @@ def _choose_version(
     version = next_version(
         final.version if final else None, bump, request.pre, (t.version for t in facts.tags)
     )
-    if current is not None and current > version:
+    if current is not None and current.finalize_version() > version.finalize_version():
         raise InputError(
             f"{cfg.version_file} says {current}, above the {version} that --bump {request.bump} "
             f"gives; run `invoke release` without --bump to release {current}"
@@ -213,6 +218,14 @@ def _commands(
     return tuple(commands)
 
 
+def _check_remote(executor: Executor, cwd: Path, remote: str) -> None:
+    if not executor.run(git("remote", "get-url", remote, cwd=cwd)).ok:
+        raise InputError(
+            f"remote `{remote}` is not configured (pipeline.release.remote): "
+            f"add it with `git remote add {remote} URL`"
+        )
+
+
 def _push(facts: Facts, config: PipelineConfig, tag: str) -> tuple[Command, ...]:
     branch = facts.state.branch or (facts.ancestor_of.name if facts.ancestor_of else None)
     if branch is None:
@@ -222,14 +235,23 @@ def _push(facts: Facts, config: PipelineConfig, tag: str) -> tuple[Command, ...]
 
 
 def apply_release(executor: Executor, root: Path, plan: ReleasePlan) -> None:
-    """Write the files, then run the git commands; restore the files if git refuses the commit."""
+    """Write the files, then run the git commands; restore the files if git refuses the commit.
+
+    A push that fails leaves a complete local release, and says how to finish it.
+    """
     written: list[FileChange] = []
     try:
         for change in plan.files:
             (root / change.path).write_text(change.new, encoding="utf-8")
             written.append(change)
         for command in plan.commands:
-            executor.run(command).check()
+            result = executor.run(command)
+            if command.argv[1:2] == ("push",) and not result.ok:
+                raise InputError(
+                    f"{plan.tag} is released locally but the push failed: "
+                    f"{result.stderr.strip()}; fix the remote, then re-run `invoke release --push`"
+                )
+            result.check()
             if command.argv[1:2] == ("commit",):
                 written = []  # committed: nothing to restore any more
     except BaseException:
