@@ -98,7 +98,9 @@ def parse_changelog(text: str) -> Changelog:
     if not text.strip():
         problems.insert(0, Problem(0, "the file is empty"))
     elif not sections and not problems:
-        problems.append(Problem(0, "has no `## [version] - YYYY-MM-DD` or `## [Unreleased]` section"))
+        problems.append(
+            Problem(0, "has no `## [version] - YYYY-MM-DD` or `## [Unreleased]` section")
+        )
     problems.extend(_duplicates(sections))
     return Changelog(lines, tuple(sections), links, tuple(problems))
 
@@ -117,7 +119,9 @@ def _parse_heading(rest: str, line: int) -> tuple[str, str | None] | Problem:
         hint = " (drop the 'v')" if name[:1] in "vV" and _SEMVER.match(name[1:]) else ""
         return Problem(line, f"`{name}` is not a semantic version{hint}: {expected}")
     if when is None:
-        return Problem(line, f"the section for {name} has no date: write `## [{name}] - YYYY-MM-DD`")
+        return Problem(
+            line, f"the section for {name} has no date: write `## [{name}] - YYYY-MM-DD`"
+        )
     try:
         date.fromisoformat(when)
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", when):
@@ -131,9 +135,7 @@ def _body_end(lines: tuple[str, ...], links: dict[str, tuple[int, str]]) -> int:
     """The last section stops where the link references at the bottom begin."""
     first_link = min((ln for ln, _ in links.values()), default=len(lines) + 1) - 1
     end = len(lines)
-    if first_link < end and all(
-        not ln.strip() or _LINK.match(ln) for ln in lines[first_link:]
-    ):
+    if first_link < end and all(not ln.strip() or _LINK.match(ln) for ln in lines[first_link:]):
         end = first_link
     return end
 

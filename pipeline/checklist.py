@@ -122,7 +122,7 @@ def _allowed_ancestor(
     if tip is not None:
         return tip
     results = executor.run_all(git.is_ancestor(state.root, state.head, str(b)) for b in candidates)
-    return next((b for b, r in zip(candidates, results) if r.ok), None)
+    return next((b for b, r in zip(candidates, results, strict=True) if r.ok), None)
 
 
 def _allowed(branch: str, patterns: Sequence[str]) -> bool:
@@ -136,7 +136,9 @@ def check_version(facts: Facts, config: ChecklistConfig) -> CheckResult:
     try:
         version = _version(facts, config)
     except PipelineError as exc:
-        return CheckResult(name, "fail", str(exc), locations=(Location(config.version_file, 1, str(exc)),))
+        return CheckResult(
+            name, "fail", str(exc), locations=(Location(config.version_file, 1, str(exc)),)
+        )
     last = facts.last_tag
     if last is None:
         return CheckResult(name, "pass", f"{version} (no release tag {config.tag_prefix}X.Y.Z yet)")
@@ -145,11 +147,18 @@ def check_version(facts: Facts, config: ChecklistConfig) -> CheckResult:
     if version == last.version and facts.state.head == last.commit:
         return CheckResult(name, "pass", f"{version} is the release tagged {last.name} at HEAD")
     if version == last.version:
-        reason = f"{version} is already released as {last.name}; bump VERSION (invoke release --bump ...)"
+        reason = (
+            f"{version} is already released as {last.name}; "
+            "bump VERSION (invoke release --bump ...)"
+        )
     else:
         reason = f"{version} is below the last release {last.name}; VERSION must go up"
-    return CheckResult(name, "fail", f"{config.version_file}: {reason}",
-                       locations=(Location(config.version_file, 1, reason),))
+    return CheckResult(
+        name,
+        "fail",
+        f"{config.version_file}: {reason}",
+        locations=(Location(config.version_file, 1, reason),),
+    )
 
 
 def _version(facts: Facts, config: ChecklistConfig) -> semver.Version:
@@ -162,12 +171,16 @@ def check_changelog(facts: Facts, config: ChecklistConfig) -> CheckResult:
     """CHANGELOG.md parses, and has a dated section for VERSION (or, if allowed, [Unreleased])."""
     name, path = "changelog", config.changelog
     if facts.changelog_text is None:
-        return CheckResult(name, "fail", f"{path}: file not found; start one from keepachangelog.com")
+        return CheckResult(
+            name, "fail", f"{path}: file not found; start one from keepachangelog.com"
+        )
     log = parse_changelog(facts.changelog_text)
     if log.problems:
         locations = tuple(Location(path, p.line or 1, p.message) for p in log.problems)
-        details = tuple(f"{path}:{p.line}: {p.message}" if p.line else f"{path}: {p.message}"
-                        for p in log.problems)
+        details = tuple(
+            f"{path}:{p.line}: {p.message}" if p.line else f"{path}: {p.message}"
+            for p in log.problems
+        )
         return CheckResult(name, "fail", f"{path}: {len(details)} problem(s)", details, locations)
     try:
         version = _version(facts, config)
@@ -204,7 +217,9 @@ def check_commits(facts: Facts, config: ChecklistConfig) -> CheckResult:
     bad = [v for v in verdicts if not v.ok]
     scope = f"since {facts.since}" if facts.since else "in the whole history"
     if not bad:
-        return CheckResult(name, "pass", f"{len(verdicts)} commit(s) {scope} follow Conventional Commits")
+        return CheckResult(
+            name, "pass", f"{len(verdicts)} commit(s) {scope} follow Conventional Commits"
+        )
     details = tuple(f"{v.commit.short} {v.commit.subject[:72]!r}: {v.problem}" for v in bad)
     reason = f"{len(bad)} of {len(verdicts)} commit(s) {scope} break Conventional Commits"
     return CheckResult(name, "fail", reason, details)
@@ -225,9 +240,14 @@ def check_clean(facts: Facts, config: ChecklistConfig) -> CheckResult:
     changes = facts.state.changes
     if not changes:
         return CheckResult("clean", "pass", "the working tree is clean")
-    shown = tuple(changes[:20]) + ((f"... and {len(changes) - 20} more",) if len(changes) > 20 else ())
+    shown = tuple(changes[:20]) + (
+        (f"... and {len(changes) - 20} more",) if len(changes) > 20 else ()
+    )
     return CheckResult(
-        "clean", "fail", f"{len(changes)} uncommitted or untracked path(s): commit or stash them", shown
+        "clean",
+        "fail",
+        f"{len(changes)} uncommitted or untracked path(s): commit or stash them",
+        shown,
     )
 
 
@@ -238,19 +258,25 @@ def check_branch(facts: Facts, config: ChecklistConfig) -> CheckResult:
     if state.branch is not None:
         if _allowed(state.branch, config.branches):
             return CheckResult("branch", "pass", f"on {state.branch}")
-        return CheckResult("branch", "fail", f"on {state.branch}, which is not allowed (allowed: {allowed})")
+        return CheckResult(
+            "branch", "fail", f"on {state.branch}, which is not allowed (allowed: {allowed})"
+        )
     on = facts.ancestor_of
     if on is not None and on.commit == state.head:
         return CheckResult("branch", "pass", f"detached HEAD at the tip of {on}")
     if on is not None:
         return CheckResult("branch", "pass", f"detached HEAD on the history of {on}")
     ref = facts.env.get("GITHUB_REF_NAME", "")
-    if facts.env.get("GITHUB_REF_TYPE") == "branch" and _allowed(ref, config.branches) and (
-        facts.env.get("GITHUB_SHA") == state.head
+    if (
+        facts.env.get("GITHUB_REF_TYPE") == "branch"
+        and _allowed(ref, config.branches)
+        and (facts.env.get("GITHUB_SHA") == state.head)
     ):
         return CheckResult("branch", "pass", f"detached HEAD at GITHUB_SHA of branch {ref}")
     return CheckResult(
-        "branch", "fail", f"detached HEAD is on no allowed branch (allowed: {allowed}); fetch it or check it out"
+        "branch",
+        "fail",
+        f"detached HEAD is on no allowed branch (allowed: {allowed}); fetch it or check it out",
     )
 
 
@@ -268,7 +294,9 @@ def run_stage_commands(
             return CheckResult(stage, "fail", f"pipeline.{stage}: {exc}")
         if not result.ok:
             tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
-            return CheckResult(stage, "fail", f"`{command}` exited {result.returncode}", tuple(tail))
+            return CheckResult(
+                stage, "fail", f"`{command}` exited {result.returncode}", tuple(tail)
+            )
     return CheckResult(stage, "pass", f"{len(commands)} command(s) passed")
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from invoke import Config, Program
+from invoke.config import Config
+from invoke.program import Program
 
 from pipeline.tasks import ns
 

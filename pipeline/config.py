@@ -9,70 +9,61 @@ from typing import Any, Literal
 
 import msgspec
 
+from pipeline.defaults import CONVENTIONAL_TYPES as _DEFAULT_TYPES
+from pipeline.defaults import DEFAULTS
 from pipeline.errors import ConfigError
 
-CONVENTIONAL_TYPES = (
-    "feat",
-    "fix",
-    "docs",
-    "style",
-    "refactor",
-    "perf",
-    "test",
-    "build",
-    "ci",
-    "chore",
-    "revert",
-)
+CONVENTIONAL_TYPES = tuple(_DEFAULT_TYPES)
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A configuration section: immutable, and unknown keys are errors."""
 
 
-class ChecklistConfig(_Section):
+class ChecklistConfig(_Section, frozen=True):
     """What the pre-deployment checklist checks, and against which files."""
 
-    version_file: str = "VERSION"
-    changelog: str = "CHANGELOG.md"
-    convention: Literal["conventional", "none"] = "conventional"
-    types: tuple[str, ...] = CONVENTIONAL_TYPES
-    allow_merge_commits: bool = True
-    allow_revert_commits: bool = True
-    branches: tuple[str, ...] = ("main", "master")
-    tag_prefix: str = "v"
-    commits_from: str = ""
-    changelog_unreleased_ok: bool = False
-    require_clean: bool = True
-    run_tests: bool = False
+    version_file: str
+    changelog: str
+    convention: Literal["conventional", "none"]
+    types: tuple[str, ...]
+    allow_merge_commits: bool
+    allow_revert_commits: bool
+    branches: tuple[str, ...]
+    tag_prefix: str
+    commits_from: str
+    changelog_unreleased_ok: bool
+    require_clean: bool
+    run_tests: bool
 
 
-class ReleaseConfig(_Section):
+class ReleaseConfig(_Section, frozen=True):
     """How ``invoke release`` commits, tags and pushes."""
 
-    remote: str = "origin"
-    commit_message: str = "chore(release): {tag}"
-    tag_message: str = "Release {tag}"
+    remote: str
+    commit_message: str
+    tag_message: str
 
 
-class PipelineConfig(_Section):
-    """The whole validated configuration."""
+class PipelineConfig(_Section, frozen=True):
+    """The whole validated configuration; defaults live in ``pipeline.defaults``."""
 
-    checklist: ChecklistConfig = ChecklistConfig()
-    release: ReleaseConfig = ReleaseConfig()
-    lint: tuple[str, ...] = ()
-    test: tuple[str, ...] = ()
+    checklist: ChecklistConfig
+    release: ReleaseConfig
+    lint: tuple[str, ...]
+    test: tuple[str, ...]
 
 
 def defaults() -> dict[str, Any]:
-    """The defaults as plain data, for Invoke's config (so INVOKE_PIPELINE_* can override them)."""
-    data: dict[str, Any] = msgspec.to_builtins(PipelineConfig())
-    return data
+    """A fresh copy of the defaults as plain data."""
+    import copy
+
+    return copy.deepcopy(DEFAULTS)
 
 
 def load_config(raw: Mapping[str, Any] | None, source: str = "invoke.yaml") -> PipelineConfig:
     """Validate the raw ``pipeline`` mapping; every error names ``source`` and the key path."""
-    data = _plain(raw or {})
+    data = _merged(DEFAULTS, _plain(raw or {}))
     try:
         config = msgspec.convert(data, PipelineConfig)
     except msgspec.ValidationError as exc:
@@ -81,6 +72,13 @@ def load_config(raw: Mapping[str, Any] | None, source: str = "invoke.yaml") -> P
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     return config
+
+
+def _merged(base: Any, override: Any) -> Any:
+    """``override`` laid over ``base``, mapping by mapping (as Invoke merges its levels)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in override.items()}}
+    return override
 
 
 def _plain(value: Any) -> Any:
@@ -127,7 +125,7 @@ def _suggest(key: str, known: list[str]) -> str:
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
-# What git accepts in a ref name, kept stricter: no leading dash, no "..", no control or shell chars.
+# What git accepts in a ref name, kept stricter: no leading dash, no "..", no shell characters.
 _REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]+(?<![./])$")
 _TYPE = re.compile(r"^[a-z][a-z0-9-]*$")
 

@@ -1,4 +1,4 @@
-"""``invoke release``: plan the next version's files, commit, tag and push as data, then apply it."""
+"""``invoke release``: plan the version, files, commit, tag and push as data, then apply it."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Literal
 import semver
 
 from pipeline import checklist
-from pipeline.git import git, read_commits
 from pipeline.changelog import parse_changelog, release_changelog
 from pipeline.checklist import CheckResult, Facts
 from pipeline.commits import bump_for
 from pipeline.config import PipelineConfig
 from pipeline.errors import ChecklistFailed, InputError
 from pipeline.executor import Command, Executor
+from pipeline.git import git, read_commits
 from pipeline.versions import BUMPS, Bump, ReleaseTag, next_version, parse_version
 
 BumpArg = Literal["major", "minor", "patch", "auto"]
@@ -100,18 +100,20 @@ def plan_release(
     """
     cfg = config.checklist
     facts = checklist.gather(executor, cwd, cfg)
-    results = [checklist.check_commits(facts, cfg), checklist.check_clean(facts, cfg),
-               checklist.check_branch(facts, cfg)]
+    results = [
+        checklist.check_commits(facts, cfg),
+        checklist.check_clean(facts, cfg),
+        checklist.check_branch(facts, cfg),
+    ]
     if request.with_tests or cfg.run_tests:
         results.extend(checklist.run_stages(executor, cwd, config, True))
-    at_head = [t for t in facts.tags if t.commit == facts.state.head]
-    if at_head:
-        tag = at_head[0]
-        push = ()
+    released = next((t for t in facts.tags if t.commit == facts.state.head), None)
+    if released is not None:
+        push: tuple[Command, ...] = ()
         if request.push:
             _check_remote(executor, cwd, config.release.remote)
-            push = _push(facts, config, tag.name)
-        return ReleasePlan(tag.version, tag.name, (), push, already=tag.name), results
+            push = _push(facts, config, released.name)
+        return ReleasePlan(released.version, released.name, (), push, released.name), results
     if any(r.failed for r in results):
         raise ChecklistFailed("the checks that apply before a release failed", tuple(results))
     version = _choose_version(executor, facts, config, request)
@@ -210,7 +212,9 @@ def _commands(
     if files:
         message = config.release.commit_message.format(tag=tag, version=version)
         commands.append(git("add", "--", *(f.path for f in files), cwd=root))
-        commands.append(git("commit", "--quiet", "-m", message, "--", *(f.path for f in files), cwd=root))
+        commands.append(
+            git("commit", "--quiet", "-m", message, "--", *(f.path for f in files), cwd=root)
+        )
     tag_message = config.release.tag_message.format(tag=tag, version=version)
     commands.append(git("tag", "--annotate", "--file=-", tag, cwd=root, stdin=tag_message + "\n"))
     if push:

@@ -19,9 +19,7 @@ def exit_code(results: Sequence[CheckResult]) -> ExitCode:
 def summary_line(title: str, results: Sequence[CheckResult]) -> str:
     """``preflight: 5 passed, 1 failed, 1 skipped``."""
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
-    return (
-        f"{title}: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
-    )
+    return f"{title}: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
 
 
 def render_text(title: str, results: Sequence[CheckResult]) -> str:
@@ -88,7 +86,12 @@ def github_annotations(title: str, results: Sequence[CheckResult]) -> list[str]:
 
 def github_summary(title: str, results: Sequence[CheckResult]) -> str:
     """A Markdown table for ``$GITHUB_STEP_SUMMARY``."""
-    rows = [f"### {summary_line(title, results)}", "", "| check | verdict | reason |", "|---|---|---|"]
+    rows = [
+        f"### {summary_line(title, results)}",
+        "",
+        "| check | verdict | reason |",
+        "|---|---|---|",
+    ]
     for r in results:
         reason = r.reason.replace("|", "\\|")
         rows.append(f"| {r.name} | {r.status} | {reason} |")

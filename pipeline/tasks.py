@@ -9,14 +9,20 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from invoke import Collection, Context, task
+from invoke.collection import Collection
+from invoke.context import Context
 from invoke.exceptions import Exit
+from invoke.tasks import task
 
-from pipeline.config import PipelineConfig, defaults, load_config
+from pipeline.defaults import DEFAULTS
 from pipeline.errors import ChecklistFailed, PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
 
 
 @contextmanager
@@ -41,11 +47,11 @@ def _project(c: Context) -> Path:
 
 
 def _config(c: Context) -> PipelineConfig:
+    from pipeline.config import load_config
+
     source = getattr(c.config, "_project_path", None) or "invoke.yaml"
-    try:
+    with suppress(ValueError):  # another drive on Windows
         source = os.path.relpath(source)
-    except ValueError:
-        pass
     return load_config(c.config.get("pipeline"), source=source)
 
 
@@ -64,7 +70,11 @@ def preflight(c: Context, with_tests: bool = False, json: bool = False) -> None:
 
         config = _config(c)
         results = run_checklist(LocalExecutor(), _project(c), config, with_tests)
-        print(report.render_json("preflight", results) if json else report.render_text("preflight", results))
+        print(
+            report.render_json("preflight", results)
+            if json
+            else report.render_text("preflight", results)
+        )
         if report.in_github_actions(os.environ):
             stream = sys.stderr if json else sys.stdout
             for line in report.github_annotations("preflight", results):
@@ -145,4 +155,4 @@ def test(c: Context) -> None:
 
 
 ns = Collection(preflight, release, lint, test)
-ns.configure({"pipeline": defaults()})
+ns.configure({"pipeline": DEFAULTS})

@@ -1,4 +1,4 @@
-"""`invoke release` on real repositories: versions, CHANGELOG, commit, annotated tag, push, re-runs."""
+"""`invoke release` on real repositories: version, CHANGELOG, commit, tag, push and re-runs."""
 
 from __future__ import annotations
 
@@ -48,7 +48,10 @@ def test_release_without_bump_tags_the_hand_bumped_version(repo: Repo) -> None:
 
 def test_a_version_and_changelog_bumped_by_hand_is_only_tagged(repo: Repo) -> None:
     text = repo.path.joinpath("CHANGELOG.md").read_text()
-    repo.write("CHANGELOG.md", text.replace("## [Unreleased]\n", "## [Unreleased]\n\n## [1.1.0] - 2026-05-05\n"))
+    repo.write(
+        "CHANGELOG.md",
+        text.replace("## [Unreleased]\n", "## [Unreleased]\n\n## [1.1.0] - 2026-05-05\n"),
+    )
     repo.commit("docs: changelog for 1.1.0")
     head = repo.head()
     assert invoke(repo.path, "release").code == 0
@@ -84,13 +87,21 @@ def test_pre_releases_count_up_and_the_final_release_follows(repo: Repo) -> None
     assert invoke(repo.path, "release", "--bump", "minor", "--pre", "rc").code == 0
     assert repo.tags() == ["v1.0.0", "v1.1.0-rc.1"]
     repo.commit("fix: found in rc.1")
-    repo.write("CHANGELOG.md", repo.path.joinpath("CHANGELOG.md").read_text().replace(
-        "## [Unreleased]\n", "## [Unreleased]\n\n### Fixed\n- In rc.1.\n"))
+    repo.write(
+        "CHANGELOG.md",
+        repo.path.joinpath("CHANGELOG.md")
+        .read_text()
+        .replace("## [Unreleased]\n", "## [Unreleased]\n\n### Fixed\n- In rc.1.\n"),
+    )
     repo.commit("docs: changelog")
     assert invoke(repo.path, "release", "--bump", "minor", "--pre", "rc").code == 0
     assert "v1.1.0-rc.2" in repo.tags()
-    repo.write("CHANGELOG.md", repo.path.joinpath("CHANGELOG.md").read_text().replace(
-        "## [Unreleased]\n", "## [Unreleased]\n\n### Changed\n- Final.\n"))
+    repo.write(
+        "CHANGELOG.md",
+        repo.path.joinpath("CHANGELOG.md")
+        .read_text()
+        .replace("## [Unreleased]\n", "## [Unreleased]\n\n### Changed\n- Final.\n"),
+    )
     repo.commit("docs: final changelog")
     assert invoke(repo.path, "release", "--bump", "auto").code == 0
     assert repo.git("describe", "--exact-match", "HEAD") == "v1.1.0"  # feat since v1.0.0
@@ -125,17 +136,24 @@ def test_dry_run_prints_every_change_and_touches_nothing(repo: Repo, remote: Pat
     assert "run   git commit --quiet -m 'chore(release): v1.1.0' -- CHANGELOG.md" in run.stdout
     assert "run   git tag --annotate --file=- v1.1.0" in run.stdout
     assert "run   git push --atomic origin HEAD:refs/heads/main refs/tags/v1.1.0" in run.stdout
-    assert "v1.1.0" not in subprocess.run(
-        ["git", "-C", str(remote), "tag"], capture_output=True, text=True, check=True
-    ).stdout
+    assert (
+        "v1.1.0"
+        not in subprocess.run(
+            ["git", "-C", str(remote), "tag"], capture_output=True, text=True, check=True
+        ).stdout
+    )
 
 
 def test_push_sends_the_commit_and_the_tag_and_a_rerun_is_safe(repo: Repo, remote: Path) -> None:
     assert invoke(repo.path, "release", "--push").code == 0
     remote_git = ["git", "-C", str(remote)]
-    tags = subprocess.run([*remote_git, "tag"], capture_output=True, text=True, check=True).stdout.split()
+    tags = subprocess.run(
+        [*remote_git, "tag"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert tags == ["v1.0.0", "v1.1.0"]
-    main = subprocess.run([*remote_git, "rev-parse", "main"], capture_output=True, text=True, check=True)
+    main = subprocess.run(
+        [*remote_git, "rev-parse", "main"], capture_output=True, text=True, check=True
+    )
     assert main.stdout.strip() == repo.head()
     assert invoke(repo.path, "release", "--push").code == 0
 
@@ -160,7 +178,9 @@ def test_release_refuses_when_the_checks_fail_and_changes_nothing(
 
 
 def test_an_empty_unreleased_section_refuses_the_release(repo: Repo) -> None:
-    text = repo.path.joinpath("CHANGELOG.md").read_text().replace("### Added\n- Something new.\n", "")
+    text = (
+        repo.path.joinpath("CHANGELOG.md").read_text().replace("### Added\n- Something new.\n", "")
+    )
     repo.write("CHANGELOG.md", text)
     repo.commit("docs: empty")
     run = invoke(repo.path, "release")
@@ -172,12 +192,17 @@ def test_an_empty_unreleased_section_refuses_the_release(repo: Repo) -> None:
     ("args", "message"),
     [
         (("--bump", "huge"), "error: --bump: 'huge' is not one of major, minor, patch, auto"),
-        (("--bump", "minor", "--pre", "rc;x"), "error: --pre: 'rc;x' must be letters and digits only"),
+        (
+            ("--bump", "minor", "--pre", "rc;x"),
+            "error: --pre: 'rc;x' must be letters and digits only",
+        ),
         (("--pre", "rc"), "error: --pre needs --bump"),
         (("--bump", "patch"), "error: VERSION says 1.1.0, above the 1.0.1 that --bump patch gives"),
     ],
 )
-def test_bad_flags_exit_2_and_change_nothing(repo: Repo, args: tuple[str, ...], message: str) -> None:
+def test_bad_flags_exit_2_and_change_nothing(
+    repo: Repo, args: tuple[str, ...], message: str
+) -> None:
     before = snapshot(repo)
     run = invoke(repo.path, "release", *args)
     assert run.code == 2
@@ -217,5 +242,7 @@ def test_a_rejected_push_leaves_a_complete_local_release_and_says_how_to_finish(
     assert repo.git("describe", "--exact-match", "HEAD") == "v1.1.0"
     hook.unlink()
     assert invoke(repo.path, "release", "--push").code == 0
-    tags = subprocess.run(["git", "-C", str(remote), "tag"], capture_output=True, text=True, check=True)
+    tags = subprocess.run(
+        ["git", "-C", str(remote), "tag"], capture_output=True, text=True, check=True
+    )
     assert tags.stdout.split() == ["v1.0.0", "v1.1.0"]
