@@ -18,7 +18,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -91,24 +90,37 @@ def build_repository(path: Path, commits: int, tag_every: int) -> Path:
     return path
 
 
+# Runs one command and reports its wall time and the peak RSS of its process tree. It is a
+# separate small process because a child forked from this (large) one would count our pages.
+LAUNCHER = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
+wall = time.perf_counter() - start
+print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+"""
+
+
 def measure(
     argv: list[str], cwd: Path, runs: int, env: dict[str, str], expect: int
 ) -> tuple[float, float]:
     """Median wall seconds and peak RSS MiB over ``runs`` runs (after one warm-up)."""
     walls, peaks = [], []
     for i in range(runs + 1):
-        start = time.perf_counter()
-        process = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        code = os.waitstatus_to_exitcode(status)
+        out = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, *argv],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        wall, peak_kib, code = float(out[0]), int(out[1]), int(out[2])
         if code != expect:
             sys.exit(f"{' '.join(argv)} in {cwd} exited {code}, expected {expect}")
         if i:  # the first run warms the page cache
             walls.append(wall)
-            peaks.append(usage.ru_maxrss / 1024)
+            peaks.append(peak_kib / 1024)
     return statistics.median(walls), max(peaks)
 
 

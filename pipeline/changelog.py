@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+from pipeline.errors import InputError
+
 UNRELEASED = "Unreleased"
 _HEADING = re.compile(r"^##(?!#)\s*(?P<rest>.*?)\s*$")
 _SECTION = re.compile(
@@ -19,7 +21,7 @@ _SEMVER = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
-_COMPARE = re.compile(r"^(?P<base>.*/compare/)(?P<old>[^/]+?)\.\.\.(?P<new>[^/]+)$")
+_COMPARE = re.compile(r"^(?P<base>.*?/compare/)(?P<old>.+?)\.\.\.(?P<new>.+)$")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Changelog:
 
 def parse_changelog(text: str) -> Changelog:
     """Parse Keep a Changelog text; never raises, problems are listed with their lines."""
-    lines = tuple(text.splitlines())
+    lines = _lines(text)
     problems: list[Problem] = []
     links: dict[str, tuple[int, str]] = {}
     headings: list[tuple[int, str, str | None]] = []
@@ -103,6 +105,14 @@ def parse_changelog(text: str) -> Changelog:
         )
     problems.extend(_duplicates(sections))
     return Changelog(lines, tuple(sections), links, tuple(problems))
+
+
+def _lines(text: str) -> tuple[str, ...]:
+    """Lines split on LF only (a CR before it dropped): other breaks are text, as editors show."""
+    if not text:
+        return ()
+    body = text[:-1] if text.endswith("\n") else text
+    return tuple(line.removesuffix("\r") for line in body.split("\n"))
 
 
 def _parse_heading(rest: str, line: int) -> tuple[str, str | None] | Problem:
@@ -162,14 +172,15 @@ def release_changelog(text: str, version: str, day: date, tag_prefix: str = "v")
     log = parse_changelog(text)
     unreleased = log.unreleased
     if unreleased is None:
-        raise ValueError("the changelog has no [Unreleased] section")
+        raise InputError("the changelog has no [Unreleased] section to release")
     lines = list(log.lines)
     heading = f"## [{version}] - {day.isoformat()}"
     index = unreleased.line - 1
     lines[index + 1 : index + 1] = ["", heading]
     lines = _update_links(lines, log, version, tag_prefix, shift_after=index)
-    trailing = "\n" if text.endswith("\n") else ""
-    return "\n".join(lines) + trailing
+    newline = "\r\n" if "\r\n" in text else "\n"
+    trailing = newline if text.endswith("\n") else ""
+    return newline.join(lines) + trailing
 
 
 def _update_links(

@@ -12,7 +12,9 @@ _HEADER = re.compile(
     r"^(?P<type>[A-Za-z][\w-]*)(?:\((?P<scope>[^()\r\n]*)\))?(?P<bang>!)?(?P<colon>:\s?)(?P<desc>.*)$"
 )
 _BREAKING_FOOTER = re.compile(r"^BREAKING[ -]CHANGE:\s*\S", re.M)
-_GIT_MERGE = re.compile(r"^Merge (branch|pull request|remote-tracking branch|tag|commit) ")
+_GIT_MERGE = re.compile(
+    r"^Merge (branch(?:es)?|pull request|remote-tracking branch(?:es)?|tags?|commits?) "
+)
 _GIT_REVERT = re.compile(r'^Revert ".*"$')
 
 
@@ -84,6 +86,8 @@ def _header_problem(subject: str, types: Sequence[str]) -> str | None:
         return f"unknown type `{kind}`{hint} (allowed: {', '.join(types)})"
     if match["scope"] is not None and not match["scope"].strip():
         return "the scope in parentheses is empty"
+    if not match["desc"].strip():
+        return "the description after `: ` is empty"
     if match["colon"] != ": ":
         return "the type must be followed by `: ` (a colon and one space)"
     if not match["desc"].strip():

@@ -63,7 +63,7 @@ def defaults() -> dict[str, Any]:
 
 def load_config(raw: Mapping[str, Any] | None, source: str = "invoke.yaml") -> PipelineConfig:
     """Validate the raw ``pipeline`` mapping; every error names ``source`` and the key path."""
-    data = _merged(DEFAULTS, _plain(raw or {}))
+    data = _merged(DEFAULTS, _plain({} if raw is None else raw))
     try:
         config = msgspec.convert(data, PipelineConfig)
     except msgspec.ValidationError as exc:
@@ -126,8 +126,8 @@ def _suggest(key: str, known: list[str]) -> str:
 
 
 # What git accepts in a ref name, kept stricter: no leading dash, no "..", no shell characters.
-_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]+(?<![./])$")
-_TYPE = re.compile(r"^[a-z][a-z0-9-]*$")
+_REF = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]+(?<![./])\Z")
+_TYPE = re.compile(r"[a-z][a-z0-9-]*\Z")
 
 
 def _semantic_problems(config: PipelineConfig) -> list[str]:
@@ -154,7 +154,7 @@ def _semantic_problems(config: PipelineConfig) -> list[str]:
         template = getattr(config.release, key)
         try:
             template.format(tag="v0", version="0")
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             problems.append(f"pipeline.release.{key}: {template!r} is not a valid template ({exc})")
     for stage in ("lint", "test"):
         for i, command in enumerate(getattr(config, stage)):

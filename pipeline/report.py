@@ -93,7 +93,7 @@ def github_summary(title: str, results: Sequence[CheckResult]) -> str:
         "|---|---|---|",
     ]
     for r in results:
-        reason = r.reason.replace("|", "\\|")
+        reason = r.reason.replace("|", "\\|").replace("\n", " ")
         rows.append(f"| {r.name} | {r.status} | {reason} |")
     return "\n".join(rows) + "\n"
 

@@ -100,7 +100,7 @@ def test_lint_task_streams_and_fails_with_exit_3(repo: Repo) -> None:
         ),
         (
             'pipeline:\n  lint: ["ruff check \'x"]\n',
-            "error: invoke.yaml: pipeline.lint[0]: \"ruff check 'x\" cannot be parsed "
+            'error: invoke.yaml: pipeline.lint[0]: "ruff check \'x" cannot be parsed '
             "(No closing quotation)",
         ),
         (
