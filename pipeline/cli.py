@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import os
 
-from invoke.config import Config
 from invoke.program import Program
 
 from pipeline.tasks import ns
 
 
-class _ProjectConfig(Config):
+class _Program(Program):
     """Reads invoke.yaml from the current directory, as a tasks.py beside it would."""
 
-    prefix = "invoke"
-
-    def load_project(self, merge: bool = True) -> None:
-        """Look for the project's invoke.yaml in the current directory."""
-        self.set_project_location(os.getcwd())
-        super().load_project(merge=merge)
+    def parse_collection(self) -> None:
+        """Use the bundled tasks, with the current directory as the project."""
+        super().parse_collection()
+        self.config.set_project_location(os.getcwd())
+        self.config.load_project()
 
 
 def main() -> None:
     """Run the pipeline tasks as ``pipeline preflight``, ``pipeline release`` and so on."""
-    version = _version()
-    Program(namespace=ns, version=version, name="pipeline", config_class=_ProjectConfig).run()
+    _Program(namespace=ns, version=_version(), name="pipeline").run()
 
 
 def _version() -> str:

@@ -13,7 +13,8 @@ _HEADER = re.compile(
 )
 _BREAKING_FOOTER = re.compile(r"^BREAKING[ -]CHANGE:\s*\S", re.M)
 _GIT_MERGE = re.compile(
-    r"^Merge (branch(?:es)?|pull request|remote-tracking branch(?:es)?|tags?|commits?) "
+    r"^Merge (branch(?:es)?|pull request|remote-tracking branch(?:es)?|tags?|commits?"
+    r"|[0-9a-f]{7,40} into [0-9a-f]{7,40}$)"
 )
 _GIT_REVERT = re.compile(r'^Revert ".*"$')
 

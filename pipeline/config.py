@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -101,21 +101,26 @@ def _describe(message: str) -> str:
     unknown = _UNKNOWN.match(msg)
     if unknown:
         key = unknown["key"]
-        known = _known_keys(path)
-        hint = _suggest(key, known)
-        return f"pipeline{path}.{key}: unknown key{hint} (known: {', '.join(known)})"
+        known = [f.name for f in msgspec.structs.fields(_type_at(path))]
+        shown = key if key.isprintable() else repr(key)
+        return (
+            f"pipeline{path}.{shown}: unknown key{_suggest(key, known)} (known: {', '.join(known)})"
+        )
     msg = msg.replace("Expected", "expected").replace("`", "")
+    choices = get_args(_type_at(path)) if msg.startswith("Invalid enum value") else ()
+    if choices:
+        msg = f"{msg.replace('Invalid enum value', 'got')}; expected one of {', '.join(choices)}"
     return f"pipeline{path}: {msg}"
 
 
-def _known_keys(path: str) -> list[str]:
-    struct: Any = PipelineConfig
+def _type_at(path: str) -> Any:
+    """The declared type at a msgspec path such as ``.checklist.types[0]``."""
+    kind: Any = PipelineConfig
     for part in filter(None, re.split(r"\.|\[\d+\]", path)):
-        hint = {f.name: f.type for f in msgspec.structs.fields(struct)}.get(part)
-        if not (isinstance(hint, type) and issubclass(hint, msgspec.Struct)):
-            return []
-        struct = hint
-    return [f.name for f in msgspec.structs.fields(struct)]
+        if not (isinstance(kind, type) and issubclass(kind, msgspec.Struct)):
+            return None
+        kind = {f.name: f.type for f in msgspec.structs.fields(kind)}.get(part)
+    return kind
 
 
 def _suggest(key: str, known: list[str]) -> str:

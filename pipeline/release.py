@@ -215,11 +215,33 @@ def _commands(
         commands.append(
             git("commit", "--quiet", "-m", message, "--", *(f.path for f in files), cwd=root)
         )
-    tag_message = config.release.tag_message.format(tag=tag, version=version)
-    commands.append(git("tag", "--annotate", "--file=-", tag, cwd=root, stdin=tag_message + "\n"))
+    message = config.release.tag_message.format(tag=tag, version=version)
+    notes = _release_notes(facts, config, files, str(version))
+    message = f"{message}\n\n{notes}" if notes else message
+    commands.append(
+        git(
+            "tag",
+            "--annotate",
+            "--cleanup=verbatim",
+            "--file=-",
+            tag,
+            cwd=root,
+            stdin=message + "\n",
+        )
+    )
     if push:
         commands.extend(_push(facts, config, tag))
     return tuple(commands)
+
+
+def _release_notes(
+    facts: Facts, config: PipelineConfig, files: Sequence[FileChange], version: str
+) -> str:
+    """The changelog section of the release, for the tag's message."""
+    path = config.checklist.changelog
+    text = next((f.new for f in files if f.path == path), facts.changelog_text or "")
+    section = parse_changelog(text).section(version)
+    return "\n".join(section.body).strip() if section else ""
 
 
 def _check_remote(executor: Executor, cwd: Path, remote: str) -> None:

@@ -88,6 +88,7 @@ MERGES = [
     "Merge pull request #1 from a/b",
     "Merge remote-tracking branch 'origin/main'",
     "Merge tag 'v1.0.0'",
+    "Merge 3f2a9c1d into 8b7e6a5f",  # the merge commit GitHub makes for a pull request
 ]
 
 

@@ -121,7 +121,7 @@ def test_invoke_data_proxies_and_tuples_are_read_as_plain_data():
         ("main", "pipeline: expected object, got str"),
         (
             {"checklist": {"convention": "angular"}},
-            "pipeline.checklist.convention: Invalid enum value 'angular'",
+            "pipeline.checklist.convention: got 'angular'; expected one of conventional, none",
         ),
     ],
 )

@@ -150,3 +150,17 @@ def test_zero_configuration_works_with_version_and_changelog(tmp_path: Path) -> 
     repo.commit("feat: start")
     run = invoke(repo.path, "preflight")
     assert run.code == 0, run.stdout + run.stderr
+
+
+def test_the_console_script_works_without_a_tasks_py_and_reads_invoke_yaml(repo: Repo) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    (repo.path / "tasks.py").unlink()
+    repo.write("invoke.yaml", "pipeline:\n  checklist:\n    brnches: [main]\n")
+    script = shutil.which("pipeline", path=str(Path(sys.executable).parent))
+    assert script, "the package's console script is installed"
+    done = subprocess.run([script, "preflight"], cwd=repo.path, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "pipeline.checklist.brnches: unknown key" in done.stderr

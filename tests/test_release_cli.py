@@ -38,6 +38,9 @@ def test_release_without_bump_tags_the_hand_bumped_version(repo: Repo) -> None:
     assert repo.git("log", "-1", "--format=%s") == "chore(release): v1.1.0"
     assert repo.git("describe", "--exact-match", "HEAD") == "v1.1.0"
     assert repo.git("cat-file", "-t", "v1.1.0") == "tag"  # annotated
+    assert repo.git("tag", "-l", "--format=%(contents)", "v1.1.0") == (
+        "Release v1.1.0\n\n### Added\n- Something new.\n"
+    )
     changelog = repo.path.joinpath("CHANGELOG.md").read_text()
     assert f"## [Unreleased]\n\n## [1.1.0] - {TODAY}\n\n### Added\n- Something new.\n" in changelog
     assert "[unreleased]: https://github.com/acme/app/compare/v1.1.0...HEAD\n" in changelog
@@ -134,7 +137,7 @@ def test_dry_run_prints_every_change_and_touches_nothing(repo: Repo, remote: Pat
     assert snapshot(repo) == before
     assert "+## [1.1.0] - " in run.stdout
     assert "run   git commit --quiet -m 'chore(release): v1.1.0' -- CHANGELOG.md" in run.stdout
-    assert "run   git tag --annotate --file=- v1.1.0" in run.stdout
+    assert "run   git tag --annotate --cleanup=verbatim --file=- v1.1.0" in run.stdout
     assert "run   git push --atomic origin HEAD:refs/heads/main refs/tags/v1.1.0" in run.stdout
     assert (
         "v1.1.0"
