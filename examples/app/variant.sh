@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# variant.sh DIR CHANGE... - turn a checkout of this example app into another release (then git commit it).
+#   version X.Y.Z          write VERSION (reported by /health, and a good value for APP_VERSION)
+#   health ok|fail|crash   app/health_mode: fail -> GET /health answers 500; crash -> the api exits at start
+#   migration good|fail    add a revision on top of the current head: good adds a nullable column to
+#                          items (with a working downgrade); fail changes the schema, then raises
+# e.g. "v2 broken":        variant.sh work version 2.0.0 health fail
+#      "failing migration": variant.sh work version 3.0.0 migration fail
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+dir=${1:?usage: variant.sh DIR CHANGE...}; shift
+versions=$dir/migrations/versions
+head_rev() {
+  local revs downs r
+  revs=$(sed -n 's/^revision = "\(.*\)"/\1/p' "$versions"/*.py)
+  downs=$(sed -n 's/^down_revision = "\(.*\)"/\1/p' "$versions"/*.py)
+  for r in $revs; do grep -qx "$r" <<<"$downs" || echo "$r"; done
+}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    version) echo "${2:?version}" >"$dir/VERSION"; shift 2 ;;
+    health)
+      case "${2:-}" in ok|fail|crash) echo "$2" >"$dir/app/health_mode" ;; *) echo "health ok|fail|crash" >&2; exit 2 ;; esac
+      shift 2 ;;
+    migration)
+      head=$(head_rev); [ "$(wc -w <<<"$head")" = 1 ] || { echo "expected one head, got: $head" >&2; exit 1; }
+      next=$(printf '%04d' $((10#$head + 1)))
+      case "${2:-}" in
+        good) src=$here/variants/add_column_migration.py; name=${next}_items_price_$next.py ;;
+        fail) src=$here/variants/failing_migration.py; name=${next}_fails_on_purpose.py ;;
+        *) echo "migration good|fail" >&2; exit 2 ;;
+      esac
+      sed -e "s/^revision = .*/revision = \"$next\"/" -e "s/^down_revision = .*/down_revision = \"$head\"/" \
+          -e "s/^Revision ID: .*/Revision ID: $next/" -e "s/^Revises: .*/Revises: $head/" \
+          -e "s/\"price\"/\"price_$next\"/g" -e "s/half_done/half_done_$next/g" -e "s/migration 0099/migration $next/" \
+          "$src" >"$versions/$name"
+      echo "$versions/$name"
+      shift 2 ;;
+    *) echo "unknown change: $1" >&2; exit 2 ;;
+  esac
+done
