@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import re
 import shlex
+import types
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
 from pipeline.defaults import CONVENTIONAL_TYPES as _DEFAULT_TYPES
 from pipeline.defaults import DEFAULTS
+from pipeline.environments import ComposeEnvironment, Section, environment_problems
 from pipeline.errors import ConfigError
 
 CONVENTIONAL_TYPES = tuple(_DEFAULT_TYPES)
 
 
-class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A configuration section: immutable, and unknown keys are errors."""
-
-
-class ChecklistConfig(_Section, frozen=True):
+class ChecklistConfig(Section, frozen=True):
     """What the pre-deployment checklist checks, and against which files."""
 
     version_file: str
@@ -37,7 +35,7 @@ class ChecklistConfig(_Section, frozen=True):
     run_tests: bool
 
 
-class ReleaseConfig(_Section, frozen=True):
+class ReleaseConfig(Section, frozen=True):
     """How ``invoke release`` commits, tags and pushes."""
 
     remote: str
@@ -45,13 +43,21 @@ class ReleaseConfig(_Section, frozen=True):
     tag_message: str
 
 
-class PipelineConfig(_Section, frozen=True):
+class PipelineConfig(Section, frozen=True):
     """The whole validated configuration; defaults live in ``pipeline.defaults``."""
 
     checklist: ChecklistConfig
     release: ReleaseConfig
     lint: tuple[str, ...]
     test: tuple[str, ...]
+    environments: dict[str, ComposeEnvironment]
+
+    def environment(self, name: str) -> ComposeEnvironment:
+        """The named environment, or a ConfigError listing the known ones."""
+        if name not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none configured"
+            raise ConfigError(f"--env: no environment {name!r} in pipeline.environments ({known})")
+        return self.environments[name]
 
 
 def defaults() -> dict[str, Any]:
@@ -64,14 +70,33 @@ def defaults() -> dict[str, Any]:
 def load_config(raw: Mapping[str, Any] | None, source: str = "invoke.yaml") -> PipelineConfig:
     """Validate the raw ``pipeline`` mapping; every error names ``source`` and the key path."""
     data = _merged(DEFAULTS, _plain({} if raw is None else raw))
+    # Each environment on its own, so that an error names it (msgspec says `[...]` for dict keys).
+    environments = data.get("environments") if isinstance(data, dict) else None
+    if isinstance(environments, dict):
+        data = {**data, "environments": {}}
     try:
         config = msgspec.convert(data, PipelineConfig)
+        if isinstance(environments, dict):
+            config = msgspec.structs.replace(
+                config, environments=_environments(environments, source)
+            )
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(str(exc))}") from None
     problems = list(_semantic_problems(config))
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     return config
+
+
+def _environments(raw: dict[str, Any], source: str) -> dict[str, ComposeEnvironment]:
+    converted = {}
+    for name, value in raw.items():
+        try:
+            converted[name] = msgspec.convert(value, ComposeEnvironment)
+        except msgspec.ValidationError as exc:
+            where = f".environments.{name}"
+            raise ConfigError(f"{source}: {_describe(str(exc), where)}") from None
+    return converted
 
 
 def _merged(base: Any, override: Any) -> Any:
@@ -94,14 +119,16 @@ _AT = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>[^`]*)`$", re.S)
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
 
 
-def _describe(message: str) -> str:
+def _describe(message: str, prefix: str = "") -> str:
     """Turn a msgspec message into ``pipeline.a.b: what is wrong``."""
     match = _AT.match(message)
     msg, path = (match["msg"], match["path"]) if match else (message, "")
+    path = prefix + path
     unknown = _UNKNOWN.match(msg)
     if unknown:
         key = unknown["key"]
-        known = [f.name for f in msgspec.structs.fields(_type_at(path))]
+        struct = _type_at(path)
+        known = [f.name for f in msgspec.structs.fields(struct)] if struct is not None else []
         shown = key if key.isprintable() else repr(key)
         return (
             f"pipeline{path}.{shown}: unknown key{_suggest(key, known)} (known: {', '.join(known)})"
@@ -114,12 +141,28 @@ def _describe(message: str) -> str:
 
 
 def _type_at(path: str) -> Any:
-    """The declared type at a msgspec path such as ``.checklist.types[0]``."""
+    """The declared type at a msgspec path such as ``.environments.prod.hosts[0]``."""
     kind: Any = PipelineConfig
-    for part in filter(None, re.split(r"\.|\[\d+\]", path)):
-        if not (isinstance(kind, type) and issubclass(kind, msgspec.Struct)):
+    for part in re.findall(r"\.([^.\[]+)|\[\d+\]", path):
+        kind = _unwrap(kind)
+        if get_origin(kind) is dict:
+            kind = get_args(kind)[1]
+        elif get_origin(kind) is tuple:
+            kind = get_args(kind)[0]
+        elif isinstance(kind, type) and issubclass(kind, msgspec.Struct) and part:
+            kind = {f.name: f.type for f in msgspec.structs.fields(kind)}.get(part)
+        else:
             return None
-        kind = {f.name: f.type for f in msgspec.structs.fields(kind)}.get(part)
+    return _unwrap(kind)
+
+
+def _unwrap(kind: Any) -> Any:
+    """The struct inside ``X | None`` or ``str | X``, else the type itself."""
+    if isinstance(kind, types.UnionType) or get_origin(kind) is Union:
+        structs = [
+            k for k in get_args(kind) if isinstance(k, type) and issubclass(k, msgspec.Struct)
+        ]
+        return structs[0] if structs else kind
     return kind
 
 
@@ -161,6 +204,8 @@ def _semantic_problems(config: PipelineConfig) -> list[str]:
             template.format(tag="v0", version="0")
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             problems.append(f"pipeline.release.{key}: {template!r} is not a valid template ({exc})")
+    for name, environment in config.environments.items():
+        problems.extend(environment_problems(name, environment))
     for stage in ("lint", "test"):
         for i, command in enumerate(getattr(config, stage)):
             try:

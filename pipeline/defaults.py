@@ -39,4 +39,5 @@ DEFAULTS = {
     },
     "lint": [],
     "test": [],
+    "environments": {},  # name -> {target: compose, hosts: [...], path: ...}: see the README
 }

@@ -138,7 +138,7 @@ def test_a_misspelt_key_suggests_the_right_one_and_lists_the_known_keys():
 
 def test_an_unknown_top_level_key_is_named_with_the_known_ones():
     assert config_error({"deploy": {}}) == (
-        "ci/invoke.yaml: pipeline.deploy: unknown key (known: checklist, release, lint, test)"
+        "ci/invoke.yaml: pipeline.deploy: unknown key (known: checklist, release, lint, test, environments)"
     )
 
 

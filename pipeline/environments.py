@@ -1,0 +1,223 @@
+"""The ``environments`` part of the configuration: servers, migrations, health checks, notify."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Literal
+
+import msgspec
+
+
+class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A configuration section: immutable, and unknown keys are errors."""
+
+
+class HostConfig(Section, frozen=True):
+    """A server: ``[user@]host[:port]``, with its own app path when it differs."""
+
+    address: str
+    path: str = ""
+
+
+class SshConfig(Section, frozen=True):
+    """How the OpenSSH client reaches the servers; the key comes from the agent unless named."""
+
+    identity_file: str = ""
+    known_hosts: str = ""
+    config_file: str = ""
+    strict_host_key_checking: bool = True
+    connect_timeout: int = 10
+    control_persist: int = 60
+
+
+class MigrateConfig(Section, frozen=True):
+    """Migrations: commands run in a compose service, on one host (the database is shared)."""
+
+    service: str
+    command: str = "alembic upgrade head"
+    current: str = "alembic current"
+    downgrade: str = "alembic downgrade {revision}"
+    run: Literal["exec", "run"] = "exec"
+    host: int = 0
+
+
+class HealthCheckConfig(Section, frozen=True):
+    """One health check: ``http`` from the runner, ``command`` in a ``service``, or ``compose``."""
+
+    http: str = ""
+    service: str = ""
+    command: str = ""
+    compose: bool = False
+    status: int = 200
+    contains: str = ""
+    expect_version: bool = False
+    interval: float = 1.0
+    timeout: float = 5.0
+    attempts: int = 30
+    deadline: float = 120.0
+
+    @property
+    def kind(self) -> str:
+        """``http``, ``command`` or ``compose``."""
+        return "http" if self.http else "command" if self.command else "compose"
+
+
+class SlackConfig(Section, frozen=True):
+    """Slack incoming webhook; the URL is a secret read from an environment variable."""
+
+    webhook_env: str
+
+
+class TelegramConfig(Section, frozen=True):
+    """Telegram bot message; token and chat id read from environment variables."""
+
+    token_env: str
+    chat_env: str
+    api_url: str = "https://api.telegram.org"
+
+
+class WebhookConfig(Section, frozen=True):
+    """A JSON POST of the run report to a URL read from an environment variable."""
+
+    url_env: str
+
+
+class NotifyConfig(Section, frozen=True):
+    """One notification channel: exactly one of ``slack``, ``telegram``, ``webhook``."""
+
+    slack: SlackConfig | None = None
+    telegram: TelegramConfig | None = None
+    webhook: WebhookConfig | None = None
+
+
+class ComposeEnvironment(Section, frozen=True):
+    """An environment deployed with ``docker compose`` over SSH."""
+
+    target: Literal["compose"]
+    hosts: tuple[str | HostConfig, ...]
+    path: str
+    compose_file: str = "compose.yaml"
+    project: str = ""
+    source: Literal["git", "image"] = "git"
+    repository: str = ""
+    version_variable: str = "APP_VERSION"
+    ssh: SshConfig = SshConfig()
+    migrate: MigrateConfig | None = None
+    health: tuple[HealthCheckConfig, ...] = ()
+    notify: tuple[NotifyConfig, ...] = ()
+    preflight: bool = True
+
+    def host_list(self) -> tuple[HostConfig, ...]:
+        """Every host as a HostConfig with its app path filled in."""
+        return tuple(
+            HostConfig(address=h, path=self.path)
+            if isinstance(h, str)
+            else HostConfig(address=h.address, path=h.path or self.path)
+            for h in self.hosts
+        )
+
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+_SERVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_ADDRESS = re.compile(
+    r"(?:(?P<user>[a-z_][a-z0-9_.-]*)@)?"
+    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?\Z"
+)
+_PATH = re.compile(r"/[A-Za-z0-9._/@+-]*\Z")
+_RELATIVE = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9._/@+-]+\Z")
+
+
+def environment_problems(name: str, env: ComposeEnvironment) -> list[str]:
+    """Names, hosts, paths and commands of one environment that would be unsafe or cannot work."""
+    at = f"pipeline.environments.{name}"
+    problems = []
+    if not _NAME.match(name):
+        problems.append(f"{at}: the name must be lowercase letters, digits, - or _")
+    if not env.hosts:
+        problems.append(f"{at}.hosts: list at least one host")
+    for i, host in enumerate(env.host_list()):
+        if not _ADDRESS.match(host.address):
+            problems.append(f"{at}.hosts[{i}]: {host.address!r} is not [user@]host[:port]")
+        if not _PATH.match(host.path):
+            key = "path" if host.path == env.path else f"hosts[{i}].path"
+            problems.append(
+                f"{at}.{key}: {host.path!r} must be an absolute path of plain characters"
+            )
+    if not _RELATIVE.match(env.compose_file):
+        problems.append(
+            f"{at}.compose_file: {env.compose_file!r} must be a path inside the project"
+        )
+    if env.project and not _NAME.match(env.project):
+        problems.append(f"{at}.project: {env.project!r} is not a compose project name")
+    if not _VARIABLE.match(env.version_variable):
+        problems.append(f"{at}.version_variable: {env.version_variable!r} is not a variable name")
+    if env.repository and (
+        env.repository.startswith("-") or any(c.isspace() for c in env.repository)
+    ):
+        problems.append(f"{at}.repository: {env.repository!r} is not a git URL")
+    if env.migrate is not None:
+        problems.extend(_migrate_problems(f"{at}.migrate", env.migrate, len(env.hosts)))
+    for i, check in enumerate(env.health):
+        problems.extend(_health_problems(f"{at}.health[{i}]", check))
+    for i, channel in enumerate(env.notify):
+        problems.extend(_notify_problems(f"{at}.notify[{i}]", channel))
+    return problems
+
+
+def _command_problems(at: str, command: str) -> list[str]:
+    try:
+        return [] if shlex.split(command) else [f"{at}: the command is empty"]
+    except ValueError as exc:
+        return [f"{at}: {command!r} cannot be parsed ({exc})"]
+
+
+def _migrate_problems(at: str, migrate: MigrateConfig, hosts: int) -> list[str]:
+    problems = []
+    if not _SERVICE.match(migrate.service):
+        problems.append(f"{at}.service: {migrate.service!r} is not a service name")
+    for key in ("command", "current", "downgrade"):
+        problems.extend(_command_problems(f"{at}.{key}", getattr(migrate, key)))
+    if "{revision}" not in migrate.downgrade:
+        problems.append(f"{at}.downgrade: must contain {{revision}}, the revision to go back to")
+    if not 0 <= migrate.host < max(hosts, 1):
+        problems.append(f"{at}.host: {migrate.host} is not an index into hosts")
+    return problems
+
+
+def _health_problems(at: str, check: HealthCheckConfig) -> list[str]:
+    kinds = [
+        k
+        for k, on in (("http", check.http), ("command", check.command), ("compose", check.compose))
+        if on
+    ]
+    if len(kinds) != 1:
+        return [f"{at}: give exactly one of http, command (with service) or compose"]
+    problems = []
+    if check.http and not re.match(r"https?://[^\s]+\Z", check.http):
+        problems.append(f"{at}.http: {check.http!r} is not an http:// or https:// URL")
+    if check.command:
+        problems.extend(_command_problems(f"{at}.command", check.command))
+        if not _SERVICE.match(check.service):
+            problems.append(f"{at}.service: {check.service!r} is not a service name")
+    if not 100 <= check.status <= 599:
+        problems.append(f"{at}.status: {check.status} is not an HTTP status")
+    if check.attempts < 1 or check.interval < 0 or check.timeout <= 0 or check.deadline <= 0:
+        problems.append(
+            f"{at}: attempts must be at least 1, interval, timeout and deadline positive"
+        )
+    return problems
+
+
+def _notify_problems(at: str, channel: NotifyConfig) -> list[str]:
+    chosen = [c for c in (channel.slack, channel.telegram, channel.webhook) if c is not None]
+    if len(chosen) != 1:
+        return [f"{at}: give exactly one of slack, telegram or webhook"]
+    problems = []
+    for field in msgspec.structs.fields(type(chosen[0])):
+        value = getattr(chosen[0], field.name)
+        if field.name.endswith("_env") and not _VARIABLE.match(value):
+            problems.append(f"{at}.{field.name}: {value!r} is not an environment variable name")
+    return problems
