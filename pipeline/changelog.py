@@ -100,9 +100,7 @@ def parse_changelog(text: str) -> Changelog:
     if not text.strip():
         problems.insert(0, Problem(0, "the file is empty"))
     elif not sections and not problems:
-        problems.append(
-            Problem(0, "has no `## [version] - YYYY-MM-DD` or `## [Unreleased]` section")
-        )
+        problems.append(Problem(0, "has no `## [version] - YYYY-MM-DD` or `## [Unreleased]` section"))
     problems.extend(_duplicates(sections))
     return Changelog(lines, tuple(sections), links, tuple(problems))
 
@@ -129,9 +127,7 @@ def _parse_heading(rest: str, line: int) -> tuple[str, str | None] | Problem:
         hint = " (drop the 'v')" if name[:1] in "vV" and _SEMVER.match(name[1:]) else ""
         return Problem(line, f"`{name}` is not a semantic version{hint}: {expected}")
     if when is None:
-        return Problem(
-            line, f"the section for {name} has no date: write `## [{name}] - YYYY-MM-DD`"
-        )
+        return Problem(line, f"the section for {name} has no date: write `## [{name}] - YYYY-MM-DD`")
     try:
         date.fromisoformat(when)
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", when):

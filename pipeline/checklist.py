@@ -111,9 +111,7 @@ def _read(path: Path) -> str | None:
         raise InputError(f"{path}: cannot be read ({exc})") from None
 
 
-def _allowed_ancestor(
-    executor: Executor, state: git.RepoState, patterns: Sequence[str]
-) -> git.Branch | None:
+def _allowed_ancestor(executor: Executor, state: git.RepoState, patterns: Sequence[str]) -> git.Branch | None:
     """For a detached HEAD only: an allowed branch whose history holds it (one git call each)."""
     if not state.detached or not state.head:
         return None
@@ -136,9 +134,7 @@ def check_version(facts: Facts, config: ChecklistConfig) -> CheckResult:
     try:
         version = _version(facts, config)
     except PipelineError as exc:
-        return CheckResult(
-            name, "fail", str(exc), locations=(Location(config.version_file, 1, str(exc)),)
-        )
+        return CheckResult(name, "fail", str(exc), locations=(Location(config.version_file, 1, str(exc)),))
     last = facts.last_tag
     if last is None:
         return CheckResult(name, "pass", f"{version} (no release tag {config.tag_prefix}X.Y.Z yet)")
@@ -147,10 +143,7 @@ def check_version(facts: Facts, config: ChecklistConfig) -> CheckResult:
     if version == last.version and facts.state.head == last.commit:
         return CheckResult(name, "pass", f"{version} is the release tagged {last.name} at HEAD")
     if version == last.version:
-        reason = (
-            f"{version} is already released as {last.name}; "
-            "bump VERSION (invoke release --bump ...)"
-        )
+        reason = f"{version} is already released as {last.name}; bump VERSION (invoke release --bump ...)"
     else:
         reason = f"{version} is below the last release {last.name}; VERSION must go up"
     return CheckResult(
@@ -171,15 +164,12 @@ def check_changelog(facts: Facts, config: ChecklistConfig) -> CheckResult:
     """CHANGELOG.md parses, and has a dated section for VERSION (or, if allowed, [Unreleased])."""
     name, path = "changelog", config.changelog
     if facts.changelog_text is None:
-        return CheckResult(
-            name, "fail", f"{path}: file not found; start one from keepachangelog.com"
-        )
+        return CheckResult(name, "fail", f"{path}: file not found; start one from keepachangelog.com")
     log = parse_changelog(facts.changelog_text)
     if log.problems:
         locations = tuple(Location(path, p.line or 1, p.message) for p in log.problems)
         details = tuple(
-            f"{path}:{p.line}: {p.message}" if p.line else f"{path}: {p.message}"
-            for p in log.problems
+            f"{path}:{p.line}: {p.message}" if p.line else f"{path}: {p.message}" for p in log.problems
         )
         return CheckResult(name, "fail", f"{path}: {len(details)} problem(s)", details, locations)
     try:
@@ -189,9 +179,7 @@ def check_changelog(facts: Facts, config: ChecklistConfig) -> CheckResult:
     return _changelog_entry(log, str(version), facts, config)
 
 
-def _changelog_entry(
-    log: Changelog, version: str, facts: Facts, config: ChecklistConfig
-) -> CheckResult:
+def _changelog_entry(log: Changelog, version: str, facts: Facts, config: ChecklistConfig) -> CheckResult:
     name, path = "changelog", config.changelog
     section = log.section(version)
     if section is not None:
@@ -217,9 +205,7 @@ def check_commits(facts: Facts, config: ChecklistConfig) -> CheckResult:
     bad = [v for v in verdicts if not v.ok]
     scope = f"since {facts.since}" if facts.since else "in the whole history"
     if not bad:
-        return CheckResult(
-            name, "pass", f"{len(verdicts)} commit(s) {scope} follow Conventional Commits"
-        )
+        return CheckResult(name, "pass", f"{len(verdicts)} commit(s) {scope} follow Conventional Commits")
     details = tuple(f"{v.commit.short} {v.commit.subject[:72]!r}: {v.problem}" for v in bad)
     reason = f"{len(bad)} of {len(verdicts)} commit(s) {scope} break Conventional Commits"
     return CheckResult(name, "fail", reason, details)
@@ -227,10 +213,7 @@ def check_commits(facts: Facts, config: ChecklistConfig) -> CheckResult:
 
 def commit_verdicts(commits: Sequence[Commit], config: ChecklistConfig) -> list[Verdict]:
     """Judge each commit with the configured types and allowances."""
-    return [
-        judge(c, config.types, config.allow_merge_commits, config.allow_revert_commits)
-        for c in commits
-    ]
+    return [judge(c, config.types, config.allow_merge_commits, config.allow_revert_commits) for c in commits]
 
 
 def check_clean(facts: Facts, config: ChecklistConfig) -> CheckResult:
@@ -240,9 +223,7 @@ def check_clean(facts: Facts, config: ChecklistConfig) -> CheckResult:
     changes = facts.state.changes
     if not changes:
         return CheckResult("clean", "pass", "the working tree is clean")
-    shown = tuple(changes[:20]) + (
-        (f"... and {len(changes) - 20} more",) if len(changes) > 20 else ()
-    )
+    shown = tuple(changes[:20]) + ((f"... and {len(changes) - 20} more",) if len(changes) > 20 else ())
     return CheckResult(
         "clean",
         "fail",
@@ -258,9 +239,7 @@ def check_branch(facts: Facts, config: ChecklistConfig) -> CheckResult:
     if state.branch is not None:
         if _allowed(state.branch, config.branches):
             return CheckResult("branch", "pass", f"on {state.branch}")
-        return CheckResult(
-            "branch", "fail", f"on {state.branch}, which is not allowed (allowed: {allowed})"
-        )
+        return CheckResult("branch", "fail", f"on {state.branch}, which is not allowed (allowed: {allowed})")
     on = facts.ancestor_of
     if on is not None and on.commit == state.head:
         return CheckResult("branch", "pass", f"detached HEAD at the tip of {on}")
@@ -294,29 +273,29 @@ def run_stage_commands(
             return CheckResult(stage, "fail", f"pipeline.{stage}: {exc}")
         if not result.ok:
             tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
-            return CheckResult(
-                stage, "fail", f"`{command}` exited {result.returncode}", tuple(tail)
-            )
+            return CheckResult(stage, "fail", f"`{command}` exited {result.returncode}", tuple(tail))
     return CheckResult(stage, "pass", f"{len(commands)} command(s) passed")
+
+
+def run_checks(executor: Executor, cwd: Path, checklist: ChecklistConfig) -> list[CheckResult]:
+    """The repository items of the checklist (all but lint and test)."""
+    facts = gather(executor, cwd, checklist)
+    return [
+        check(facts, checklist)
+        for check in (check_version, check_changelog, check_commits, check_clean, check_branch)
+    ]
 
 
 def run_checklist(
     executor: Executor, cwd: Path, config: PipelineConfig, with_tests: bool = False
 ) -> list[CheckResult]:
     """Every checklist item, each with its verdict: all failures, not just the first."""
-    checklist = config.checklist
-    facts = gather(executor, cwd, checklist)
-    results = [
-        check(facts, checklist)
-        for check in (check_version, check_changelog, check_commits, check_clean, check_branch)
-    ]
-    results.extend(run_stages(executor, cwd, config, with_tests or checklist.run_tests))
+    results = run_checks(executor, cwd, config.checklist)
+    results.extend(run_stages(executor, cwd, config, with_tests or config.checklist.run_tests))
     return results
 
 
-def run_stages(
-    executor: Executor, cwd: Path, config: PipelineConfig, run: bool
-) -> list[CheckResult]:
+def run_stages(executor: Executor, cwd: Path, config: PipelineConfig, run: bool) -> list[CheckResult]:
     """The lint and test stages as checklist items (skipped unless asked for)."""
     if not run:
         reason = "not requested (--with-tests, or pipeline.checklist.run_tests)"

@@ -77,9 +77,7 @@ def load_config(raw: Mapping[str, Any] | None, source: str = "invoke.yaml") -> P
     try:
         config = msgspec.convert(data, PipelineConfig)
         if isinstance(environments, dict):
-            config = msgspec.structs.replace(
-                config, environments=_environments(environments, source)
-            )
+            config = msgspec.structs.replace(config, environments=_environments(environments, source))
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(str(exc))}") from None
     problems = list(_semantic_problems(config))
@@ -130,9 +128,7 @@ def _describe(message: str, prefix: str = "") -> str:
         struct = _type_at(path)
         known = [f.name for f in msgspec.structs.fields(struct)] if struct is not None else []
         shown = key if key.isprintable() else repr(key)
-        return (
-            f"pipeline{path}.{shown}: unknown key{_suggest(key, known)} (known: {', '.join(known)})"
-        )
+        return f"pipeline{path}.{shown}: unknown key{_suggest(key, known)} (known: {', '.join(known)})"
     msg = msg.replace("Expected", "expected").replace("`", "")
     choices = get_args(_type_at(path)) if msg.startswith("Invalid enum value") else ()
     if choices:
@@ -159,9 +155,7 @@ def _type_at(path: str) -> Any:
 def _unwrap(kind: Any) -> Any:
     """The struct inside ``X | None`` or ``str | X``, else the type itself."""
     if isinstance(kind, types.UnionType) or get_origin(kind) is Union:
-        structs = [
-            k for k in get_args(kind) if isinstance(k, type) and issubclass(k, msgspec.Struct)
-        ]
+        structs = [k for k in get_args(kind) if isinstance(k, type) and issubclass(k, msgspec.Struct)]
         return structs[0] if structs else kind
     return kind
 
@@ -186,9 +180,7 @@ def _semantic_problems(config: PipelineConfig) -> list[str]:
         if not _REF.match(branch.replace("*", "x")):
             problems.append(f"pipeline.checklist.branches[{i}]: {branch!r} is not a branch name")
     if checklist.tag_prefix and not _REF.match(checklist.tag_prefix + "x"):
-        problems.append(
-            f"pipeline.checklist.tag_prefix: {checklist.tag_prefix!r} cannot start a tag name"
-        )
+        problems.append(f"pipeline.checklist.tag_prefix: {checklist.tag_prefix!r} cannot start a tag name")
     if checklist.commits_from and not _REF.match(checklist.commits_from.replace("~", "")):
         problems.append(f"pipeline.checklist.commits_from: {checklist.commits_from!r} is not a ref")
     if not checklist.types and checklist.convention == "conventional":

@@ -143,20 +143,14 @@ def environment_problems(name: str, env: ComposeEnvironment) -> list[str]:
             problems.append(f"{at}.hosts[{i}]: {host.address!r} is not [user@]host[:port]")
         if not _PATH.match(host.path):
             key = "path" if host.path == env.path else f"hosts[{i}].path"
-            problems.append(
-                f"{at}.{key}: {host.path!r} must be an absolute path of plain characters"
-            )
+            problems.append(f"{at}.{key}: {host.path!r} must be an absolute path of plain characters")
     if not _RELATIVE.match(env.compose_file):
-        problems.append(
-            f"{at}.compose_file: {env.compose_file!r} must be a path inside the project"
-        )
+        problems.append(f"{at}.compose_file: {env.compose_file!r} must be a path inside the project")
     if env.project and not _NAME.match(env.project):
         problems.append(f"{at}.project: {env.project!r} is not a compose project name")
     if not _VARIABLE.match(env.version_variable):
         problems.append(f"{at}.version_variable: {env.version_variable!r} is not a variable name")
-    if env.repository and (
-        env.repository.startswith("-") or any(c.isspace() for c in env.repository)
-    ):
+    if env.repository and (env.repository.startswith("-") or any(c.isspace() for c in env.repository)):
         problems.append(f"{at}.repository: {env.repository!r} is not a git URL")
     if env.migrate is not None:
         problems.extend(_migrate_problems(f"{at}.migrate", env.migrate, len(env.hosts)))
@@ -189,9 +183,7 @@ def _migrate_problems(at: str, migrate: MigrateConfig, hosts: int) -> list[str]:
 
 def _health_problems(at: str, check: HealthCheckConfig) -> list[str]:
     kinds = [
-        k
-        for k, on in (("http", check.http), ("command", check.command), ("compose", check.compose))
-        if on
+        k for k, on in (("http", check.http), ("command", check.command), ("compose", check.compose)) if on
     ]
     if len(kinds) != 1:
         return [f"{at}: give exactly one of http, command (with service) or compose"]
@@ -205,9 +197,7 @@ def _health_problems(at: str, check: HealthCheckConfig) -> list[str]:
     if not 100 <= check.status <= 599:
         problems.append(f"{at}.status: {check.status} is not an HTTP status")
     if check.attempts < 1 or check.interval < 0 or check.timeout <= 0 or check.deadline <= 0:
-        problems.append(
-            f"{at}: attempts must be at least 1, interval, timeout and deadline positive"
-        )
+        problems.append(f"{at}: attempts must be at least 1, interval, timeout and deadline positive")
     return problems
 
 

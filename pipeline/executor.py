@@ -23,6 +23,10 @@ class Command:
     stdin: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     capture: bool = True
+    timeout: float | None = None
+    # In its own session, a Ctrl-C at the terminal does not reach it: a cancelled deploy lets
+    # the step in flight finish, then rolls back.
+    shield: bool = False
 
     def __str__(self) -> str:
         import shlex
@@ -51,6 +55,10 @@ class Result:
         return self
 
 
+# The exit status reported for a command killed at its timeout (as coreutils `timeout` does).
+TIMED_OUT = 124
+
+
 class Executor(Protocol):
     """Runs commands; `run_all` may run them concurrently and returns results in order."""
 
@@ -75,7 +83,14 @@ class LocalExecutor:
         started = [(command, self._start(command)) for command in commands]
         results = []
         for command, process in started:
-            out, err = process.communicate(command.stdin)
+            try:
+                out, err = process.communicate(command.stdin, timeout=command.timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, err = process.communicate()
+                err = f"{err or ''}timed out after {command.timeout:g} s"
+                results.append(Result(command, TIMED_OUT, out or "", err))
+                continue
             results.append(Result(command, process.returncode, out or "", err or ""))
         return results
 
@@ -91,6 +106,7 @@ class LocalExecutor:
                 stdout=subprocess.PIPE if command.capture else None,
                 stderr=subprocess.PIPE if command.capture else None,
                 text=True,
+                start_new_session=command.shield,
                 encoding="utf-8",
                 errors="replace",
             )

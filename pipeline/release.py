@@ -212,9 +212,7 @@ def _commands(
     if files:
         message = config.release.commit_message.format(tag=tag, version=version)
         commands.append(git("add", "--", *(f.path for f in files), cwd=root))
-        commands.append(
-            git("commit", "--quiet", "-m", message, "--", *(f.path for f in files), cwd=root)
-        )
+        commands.append(git("commit", "--quiet", "-m", message, "--", *(f.path for f in files), cwd=root))
     message = config.release.tag_message.format(tag=tag, version=version)
     notes = _release_notes(facts, config, files, str(version))
     message = f"{message}\n\n{notes}" if notes else message
@@ -234,9 +232,7 @@ def _commands(
     return tuple(commands)
 
 
-def _release_notes(
-    facts: Facts, config: PipelineConfig, files: Sequence[FileChange], version: str
-) -> str:
+def _release_notes(facts: Facts, config: PipelineConfig, files: Sequence[FileChange], version: str) -> str:
     """The changelog section of the release, for the tag's message."""
     path = config.checklist.changelog
     text = next((f.new for f in files if f.path == path), facts.changelog_text or "")

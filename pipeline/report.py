@@ -48,8 +48,7 @@ def render_json(title: str, results: Sequence[CheckResult]) -> str:
                     "reason": r.reason,
                     "details": list(r.details),
                     "locations": [
-                        {"file": loc.file, "line": loc.line, "message": loc.message}
-                        for loc in r.locations
+                        {"file": loc.file, "line": loc.line, "message": loc.message} for loc in r.locations
                     ],
                 }
                 for r in results

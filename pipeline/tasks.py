@@ -34,7 +34,7 @@ def _reported_errors() -> Iterator[None]:
         if exc.results:
             from pipeline import report
 
-            print(report.render_text("release", exc.results), file=sys.stderr)  # type: ignore[arg-type]
+            print(report.render_text("checks", exc.results), file=sys.stderr)  # type: ignore[arg-type]
         raise Exit(f"error: {exc}", code=int(exc.exit_code)) from None
     except PipelineError as exc:
         raise Exit(f"error: {exc}", code=int(exc.exit_code)) from None
@@ -70,11 +70,7 @@ def preflight(c: Context, with_tests: bool = False, json: bool = False) -> None:
 
         config = _config(c)
         results = run_checklist(LocalExecutor(), _project(c), config, with_tests)
-        print(
-            report.render_json("preflight", results)
-            if json
-            else report.render_text("preflight", results)
-        )
+        print(report.render_json("preflight", results) if json else report.render_text("preflight", results))
         if report.in_github_actions(os.environ):
             stream = sys.stderr if json else sys.stdout
             for line in report.github_annotations("preflight", results):
@@ -154,5 +150,91 @@ def test(c: Context) -> None:
     _stage(c, "test")
 
 
-ns = Collection(preflight, release, lint, test)
+def _seams() -> tuple[object, object]:
+    from pipeline.executor import LocalExecutor
+    from pipeline.http import UrllibClient
+
+    return LocalExecutor(), UrllibClient()
+
+
+@task(
+    iterable=["skip"],
+    help={
+        "env": "The environment (a key of pipeline.environments).",
+        "version": "The release to deploy (1.2.0 or v1.2.0: a tag); default VERSION at HEAD.",
+        "skip": "A stage to skip: preflight, lint, test, migrate, health or notify (repeatable).",
+        "dry-run": "Print every command on every host, and the rollback plan; change nothing.",
+        "report": "Write the run report as JSON to this file.",
+    },
+)
+def deploy(
+    c: Context,
+    env: str,
+    version: str | None = None,
+    skip: list[str] | None = None,
+    dry_run: bool = False,
+    report: str | None = None,
+) -> None:
+    """Deploy: preflight, lint, test, deploy, migrate, health-check, notify; roll back on failure."""
+    with _reported_errors():
+        from pipeline.orchestrate import DeployRequest, validate_skip
+        from pipeline.orchestrate import deploy as run_deploy
+
+        request = DeployRequest(env, version, validate_skip(skip or []), dry_run, report)
+        executor, http = _seams()
+        code, _ = run_deploy(executor, http, _project(c), _config(c), request)  # type: ignore[arg-type]
+        if code:
+            raise Exit(code=int(code))
+
+
+@task(help={"env": "The environment."})
+def status(c: Context, env: str) -> None:
+    """What each host serves, its last deploy, and who holds the lock."""
+    with _reported_errors():
+        from pipeline import operate
+
+        operate.status(_config(c), env, _seams()[0], print)  # type: ignore[arg-type]
+
+
+@task(help={"env": "The environment.", "limit": "How many entries per host (default 20)."})
+def history(c: Context, env: str, limit: int = 20) -> None:
+    """The release journal of each host: deploys and rollbacks, newest last."""
+    with _reported_errors():
+        from pipeline import operate
+
+        operate.history(_config(c), env, _seams()[0], print, limit)  # type: ignore[arg-type]
+
+
+@task(help={"env": "The environment."})
+def unlock(c: Context, env: str) -> None:
+    """Release a deploy lock left by a cancelled run, showing who held it and since when."""
+    with _reported_errors():
+        from pipeline import operate
+
+        operate.unlock(_config(c), env, _seams()[0], print)  # type: ignore[arg-type]
+
+
+@task(help={"env": "The environment."})
+def health(c: Context, env: str) -> None:
+    """Run the health checks against what is deployed (exit 1 when one fails)."""
+    with _reported_errors():
+        from pipeline import operate
+
+        executor, http = _seams()
+        code = operate.health(_config(c), env, executor, http, print)  # type: ignore[arg-type]
+        if code:
+            raise Exit(code=int(code))
+
+
+@task(help={"env": "The environment."})
+def migrate(c: Context, env: str) -> None:
+    """Run the migrations of the deployed release, under the deploy lock."""
+    with _reported_errors():
+        from pipeline import operate
+
+        executor, http = _seams()
+        operate.migrate(_config(c), env, executor, http, print)  # type: ignore[arg-type]
+
+
+ns = Collection(preflight, release, lint, test, deploy, migrate, health, status, history, unlock)
 ns.configure({"pipeline": DEFAULTS})

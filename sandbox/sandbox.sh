@@ -132,7 +132,7 @@ MaxStartups 100:30:200
 MaxSessions 100
 Subsystem sftp internal-sftp
 # the "server" environment: its docker engine, the compose plugin, its own database
-SetEnv DOCKER_HOST=unix://$d/docker.sock DOCKER_CONFIG=$DOCKER_CONFIG SANDBOX_HOST=h$i APP_ROOT=$d/srv DATABASE_URL=postgresql://postgres@$GW:$PGPORT/app_h$i
+SetEnv DOCKER_HOST=unix://$d/docker.sock DOCKER_CONFIG=$DOCKER_CONFIG SANDBOX_HOST=h$i APP_ROOT=$d/srv DATABASE_URL=postgresql://postgres@$GW:$PGPORT/app
 CFG
 }
 
@@ -223,7 +223,6 @@ up_postgres() {
       -o "-c listen_addresses=127.0.0.1,$GW -p $PGPORT -k $S/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null
   head -1 "$S/pg/data/postmaster.pid" >"$S/pg/postgres.pid"
   local i sql="CREATE DATABASE app;"
-  for i in $HOSTS; do sql="$sql CREATE DATABASE app_h$i;"; done
   psql -q -h 127.0.0.1 -p $PGPORT -U postgres -d postgres -v ON_ERROR_STOP=1 <<<"$sql" >/dev/null
 }
 
@@ -301,8 +300,8 @@ write_env() {
       echo "export SANDBOX_H${i}_IP='$NET.$i'"
       echo "export SANDBOX_H${i}_APP_ROOT='$d/srv'"
       echo "export SANDBOX_H${i}_APP_PATH='$d/srv/app'"
-      echo "export SANDBOX_H${i}_DB_URL='postgresql://postgres@$GW:$PGPORT/app_h$i'"
-      echo "export SANDBOX_H${i}_DB_URL_LOCAL='postgresql://postgres@127.0.0.1:$PGPORT/app_h$i'"
+      echo "export SANDBOX_H${i}_DB_URL='postgresql://postgres@$GW:$PGPORT/app'"
+      echo "export SANDBOX_H${i}_DB_URL_LOCAL='postgresql://postgres@127.0.0.1:$PGPORT/app'"
       echo "export SANDBOX_H${i}_DOCKER_HOST='unix://$d/docker.sock'"
     done
     echo "# convenience for an interactive shell"
@@ -318,8 +317,8 @@ for n in e["HOSTS"].split():
     d = f"{S}/hosts/h{n}"
     hosts.append({"name": f"h{n}", "ip": f"{e['NET']}.{n}", "netns": f"sbx-h{n}", "ssh_user": "root", "ssh_port": 22,
                   "app_root": f"{d}/srv", "app_path": f"{d}/srv/app", "docker_host": f"unix://{d}/docker.sock",
-                  "db_name": f"app_h{n}", "db_url": f"postgresql://postgres@{e['GW']}:{e['PGPORT']}/app_h{n}",
-                  "db_url_local": f"postgresql://postgres@127.0.0.1:{e['PGPORT']}/app_h{n}",
+                  "db_name": "app", "db_url": f"postgresql://postgres@{e['GW']}:{e['PGPORT']}/app",
+                  "db_url_local": f"postgresql://postgres@127.0.0.1:{e['PGPORT']}/app",
                   "health_url": f"http://{e['NET']}.{n}:{e['APP_PORT']}/health"})
 env = {"dir": S, "hosts": hosts, "ssh_config": f"{S}/ssh/config", "ssh_key": f"{S}/ssh/id_ed25519",
        "known_hosts": f"{S}/ssh/known_hosts", "home": f"{S}/home", "bin": f"{S}/bin",

@@ -48,7 +48,7 @@ for h in $H2 $H3; do
   out=$(health "$h"); echo "    $h: $out"
   [[ $out == *'"version": "1.0.0"'*'"db_revision": "0003"'*'HTTP 200' ]] || fail "v1 health on $h"
 done
-ok "each host has its own database: $(ssh "$H3" 'echo $DATABASE_URL')"
+ok "every host uses the shared database: $(ssh "$H3" 'echo $DATABASE_URL')"
 took
 
 step "release v2.0.0 (health fails on purpose + a good migration 0004), deploy to h2"

@@ -117,9 +117,7 @@ def repo(tmp_path: Path) -> Repo:
     """A repository whose checklist passes: VERSION 1.1.0 above v1.0.0, [Unreleased] filled."""
     r = make_repo(tmp_path / "project")
     r.write("invoke.yaml", "pipeline:\n  checklist:\n    changelog_unreleased_ok: true\n")
-    r.commit(
-        "chore: configure the pipeline", "invoke.yaml", r.path.joinpath("invoke.yaml").read_text()
-    )
+    r.commit("chore: configure the pipeline", "invoke.yaml", r.path.joinpath("invoke.yaml").read_text())
     return r
 
 
@@ -135,9 +133,7 @@ class Run:
 def invoke(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Run:
     """Run ``invoke ARGS`` as a user would, in ``cwd``, with this checkout on the import path."""
     environment = {**os.environ, **(env or {})}
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT), environment.get("PYTHONPATH")])
-    )
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH")]))
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
     done = subprocess.run(
         [sys.executable, "-m", "invoke", *args],

@@ -113,16 +113,12 @@ def test_every_problem_is_reported_not_just_the_first():
 
 def test_a_duplicated_version_names_the_line_where_it_first_appeared():
     text = "## [1.0.0] - 2024-01-02\n\n- a\n\n## [1.0.0] - 2024-01-03\n"
-    assert parse_changelog(text).problems == (
-        Problem(5, "[1.0.0] appears again (first on line 1)"),
-    )
+    assert parse_changelog(text).problems == (Problem(5, "[1.0.0] appears again (first on line 1)"),)
 
 
 def test_a_second_unreleased_section_in_another_case_is_a_duplicate():
     text = "## [Unreleased]\n\n## [unreleased]\n"
-    assert parse_changelog(text).problems == (
-        Problem(3, "[Unreleased] appears again (first on line 1)"),
-    )
+    assert parse_changelog(text).problems == (Problem(3, "[Unreleased] appears again (first on line 1)"),)
 
 
 @pytest.mark.parametrize("text", ["", "\n", "   \n\n\t\n"])
@@ -132,9 +128,7 @@ def test_an_empty_file_is_one_problem_for_the_whole_file(text):
 
 def test_a_file_without_sections_is_one_problem_for_the_whole_file():
     log = parse_changelog("# Changelog\n\nNothing here yet.\n")
-    assert log.problems == (
-        Problem(0, "has no `## [version] - YYYY-MM-DD` or `## [Unreleased]` section"),
-    )
+    assert log.problems == (Problem(0, "has no `## [version] - YYYY-MM-DD` or `## [Unreleased]` section"),)
 
 
 def test_headings_inside_code_fences_are_ignored():
@@ -220,8 +214,7 @@ All notable changes to this project are documented here.
 def test_releasing_a_changelog_without_links_only_adds_the_heading():
     text = "# Changelog\n\n## [Unreleased]\n\n- x\n\n## [1.0.0] - 2024-01-02\n\n- y\n"
     assert release_changelog(text, "1.1.0", date(2024, 3, 4)) == (
-        "# Changelog\n\n## [Unreleased]\n\n## [1.1.0] - 2024-03-04\n\n- x\n\n"
-        "## [1.0.0] - 2024-01-02\n\n- y\n"
+        "# Changelog\n\n## [Unreleased]\n\n## [1.1.0] - 2024-03-04\n\n- x\n\n## [1.0.0] - 2024-01-02\n\n- y\n"
     )
 
 

@@ -98,25 +98,18 @@ def test_tag_prefix_is_configurable(repo: Repo) -> None:
     repo.tag("release-3.0.0")
     assert checks(repo)["version"].status == "pass"  # not a `v` tag: ignored
     result = checks(repo, tag_prefix="release-")["version"]
-    assert (
-        result.reason
-        == "VERSION: 1.1.0 is below the last release release-3.0.0; VERSION must go up"
-    )
+    assert result.reason == "VERSION: 1.1.0 is below the last release release-3.0.0; VERSION must go up"
 
 
 def test_changelog_needs_a_dated_section_unless_unreleased_is_allowed(repo: Repo) -> None:
     assert checks(repo, changelog_unreleased_ok=False)["changelog"].reason.startswith(
         "CHANGELOG.md has no section for 1.1.0: add `## [1.1.0] - YYYY-MM-DD`"
     )
-    assert (
-        checks(repo)["changelog"].reason == "CHANGELOG.md [Unreleased] describes the coming 1.1.0"
-    )
+    assert checks(repo)["changelog"].reason == "CHANGELOG.md [Unreleased] describes the coming 1.1.0"
 
 
 def test_an_empty_unreleased_section_does_not_count(repo: Repo) -> None:
-    text = (
-        repo.path.joinpath("CHANGELOG.md").read_text().replace("### Added\n- Something new.\n", "")
-    )
+    text = repo.path.joinpath("CHANGELOG.md").read_text().replace("### Added\n- Something new.\n", "")
     repo.write("CHANGELOG.md", text)
     assert checks(repo)["changelog"].failed
 
@@ -132,9 +125,7 @@ def test_a_dated_section_for_the_version_passes(repo: Repo) -> None:
 
 
 def test_malformed_changelog_headings_are_reported_with_their_lines(repo: Repo) -> None:
-    repo.write(
-        "CHANGELOG.md", "# Changelog\n\n## [Unreleased]\n- x\n\n## 1.0.0\n\n## [1.0.0] - 2026-1-2\n"
-    )
+    repo.write("CHANGELOG.md", "# Changelog\n\n## [Unreleased]\n- x\n\n## 1.0.0\n\n## [1.0.0] - 2026-1-2\n")
     result = checks(repo)["changelog"]
     assert result.failed
     assert [(loc.file, loc.line) for loc in result.locations] == [
@@ -152,9 +143,7 @@ def test_malformed_changelog_headings_are_reported_with_their_lines(repo: Repo) 
         ("# Changelog\n\nNothing here.\n", "CHANGELOG.md: 1 problem(s)"),
     ],
 )
-def test_missing_empty_or_sectionless_changelogs_fail(
-    repo: Repo, text: str | None, reason: str
-) -> None:
+def test_missing_empty_or_sectionless_changelogs_fail(repo: Repo, text: str | None, reason: str) -> None:
     if text is None:
         (repo.path / "CHANGELOG.md").unlink()
     else:
@@ -189,8 +178,7 @@ def test_without_a_tag_the_whole_history_or_a_configured_ref_is_checked(tmp_path
     start = repo.git("rev-parse", "HEAD~1")
     repo.git("commit", "-q", "--amend", "-m", "bad one")
     assert (
-        checks(repo)["commits"].reason
-        == "1 of 2 commit(s) in the whole history break Conventional Commits"
+        checks(repo)["commits"].reason == "1 of 2 commit(s) in the whole history break Conventional Commits"
     )
     repo.git("tag", "start", start)
     result = checks(repo, commits_from="start")["commits"]
@@ -244,21 +232,14 @@ def test_a_renamed_file_is_listed_once_by_its_new_name(repo: Repo) -> None:
 
 def test_a_disallowed_branch_fails_and_globs_allow_release_branches(repo: Repo) -> None:
     repo.git("checkout", "-q", "-b", "release/1.1")
-    assert (
-        checks(repo)["branch"].reason
-        == "on release/1.1, which is not allowed (allowed: main, master)"
-    )
+    assert checks(repo)["branch"].reason == "on release/1.1, which is not allowed (allowed: main, master)"
     assert checks(repo, branches=["main", "release/*"])["branch"].reason == "on release/1.1"
 
 
-def test_a_detached_head_at_an_allowed_branch_tip_passes_as_in_ci(
-    repo: Repo, tmp_path: Path
-) -> None:
+def test_a_detached_head_at_an_allowed_branch_tip_passes_as_in_ci(repo: Repo, tmp_path: Path) -> None:
     clone = tmp_path / "ci"
     subprocess.run(["git", "clone", "-q", str(repo.path), str(clone)], check=True)
-    subprocess.run(
-        ["git", "-C", str(clone), "checkout", "-q", "--detach", "origin/main"], check=True
-    )
+    subprocess.run(["git", "-C", str(clone), "checkout", "-q", "--detach", "origin/main"], check=True)
     subprocess.run(["git", "-C", str(clone), "branch", "-q", "-D", "main"], check=True)
     result = checks(Repo(clone))["branch"]
     assert result.status == "pass" and result.reason == "detached HEAD at the tip of origin/main"
@@ -294,9 +275,7 @@ def test_lint_and_tests_run_as_stages_when_asked(repo: Repo) -> None:
 def test_a_stage_command_that_is_not_installed_fails_naming_the_key(repo: Repo) -> None:
     config = load_config({"lint": ["no-such-linter --fix"]})
     results = {r.name: r for r in run_checklist(LocalExecutor(), repo.path, config, True)}
-    assert (
-        results["lint"].reason == "pipeline.lint: `no-such-linter` is not installed or not on PATH"
-    )
+    assert results["lint"].reason == "pipeline.lint: `no-such-linter` is not installed or not on PATH"
 
 
 def test_a_directory_that_is_not_a_repository_is_an_input_error(tmp_path: Path) -> None:
@@ -323,7 +302,5 @@ def test_a_repository_without_commits_reports_instead_of_crashing(tmp_path: Path
     repo.write("CHANGELOG.md", "# Changelog\n\n## [Unreleased]\n- start\n")
     results = checks(repo)
     assert results["version"].status == "pass"
-    assert (
-        results["commits"].reason == "0 commit(s) in the whole history follow Conventional Commits"
-    )
+    assert results["commits"].reason == "0 commit(s) in the whole history follow Conventional Commits"
     assert results["clean"].failed

@@ -144,9 +144,7 @@ def test_an_unknown_top_level_key_is_named_with_the_known_ones():
 
 def test_an_unknown_release_key_suggests_the_right_one():
     message = config_error({"release": {"remot": "origin"}})
-    assert message.startswith(
-        "ci/invoke.yaml: pipeline.release.remot: unknown key (did you mean `remote`?)"
-    )
+    assert message.startswith("ci/invoke.yaml: pipeline.release.remot: unknown key (did you mean `remote`?)")
 
 
 @pytest.mark.parametrize(
@@ -250,9 +248,7 @@ def test_no_third_party_validation_error_leaks():
     [
         pytest.param({"checklist": {"branches": ["main\n"]}}, "pipeline.checklist.branches[0]"),
         pytest.param({"release": {"remote": "origin\n"}}, "pipeline.release.remote"),
-        pytest.param(
-            {"checklist": {"commits_from": "v1.0.0\n"}}, "pipeline.checklist.commits_from"
-        ),
+        pytest.param({"checklist": {"commits_from": "v1.0.0\n"}}, "pipeline.checklist.commits_from"),
         pytest.param({"checklist": {"types": ["feat\n"]}}, "pipeline.checklist.types[0]"),
     ],
 )

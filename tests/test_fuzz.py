@@ -97,9 +97,7 @@ def test_release_tags_are_exactly_the_prefixed_versions_highest_first(pairs):
 
 @small
 @given(st.text(), st.integers(0, 5), st.booleans(), st.booleans())
-def test_judge_never_raises_and_a_verdict_is_either_a_bump_or_a_problem(
-    message, parents, merges, reverts
-):
+def test_judge_never_raises_and_a_verdict_is_either_a_bump_or_a_problem(message, parents, merges, reverts):
     verdict = judge(Commit("0" * 40, parents, message), CONVENTIONAL_TYPES, merges, reverts)
     assert verdict.ok == (verdict.problem is None)
     if verdict.ok:
@@ -172,9 +170,7 @@ def test_load_config_raises_only_config_error_naming_the_source(raw):
 
 # Text inside a changelog line: no line breaks of any kind (those are covered by explicit tests
 # in test_changelog.py), and nothing that starts a heading, link or fence.
-WORDS = st.text(
-    st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs")), min_size=1, max_size=20
-)
+WORDS = st.text(st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs")), min_size=1, max_size=20)
 SEMVERS = st.tuples(st.integers(0, 20), st.integers(0, 20), st.integers(0, 20)).map(
     lambda t: "{}.{}.{}".format(*t)
 )

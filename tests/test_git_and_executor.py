@@ -104,9 +104,7 @@ def test_the_local_executor_captures_output_and_exit_status(tmp_path: Path) -> N
 
 
 def test_the_local_executor_feeds_stdin_and_runs_several_at_once() -> None:
-    cat = Command(
-        (sys.executable, "-c", "import sys; print(sys.stdin.read().upper())"), stdin="abc"
-    )
+    cat = Command((sys.executable, "-c", "import sys; print(sys.stdin.read().upper())"), stdin="abc")
     echo = Command((sys.executable, "-c", "print('second')"))
     first, second = LocalExecutor().run_all([cat, echo])
     assert (first.stdout, second.stdout) == ("ABC\n", "second\n")

@@ -41,9 +41,7 @@ def test_json_report_is_machine_readable(repo: Repo) -> None:
     ]
 
 
-def test_inside_github_actions_failures_become_annotations_and_a_summary(
-    repo: Repo, tmp_path: Path
-) -> None:
+def test_inside_github_actions_failures_become_annotations_and_a_summary(repo: Repo, tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
     repo.write("CHANGELOG.md", "# Changelog\n\n## [Unreleased]\n- x\n\n## [1.0] - 2026-01-01\n")
     repo.commit("docs: break the changelog")
@@ -86,8 +84,7 @@ def test_lint_task_streams_and_fails_with_exit_3(repo: Repo) -> None:
     [
         (
             "pipeline:\n  checklist:\n    brnches: [main]\n",
-            "error: invoke.yaml: pipeline.checklist.brnches: unknown key "
-            "(did you mean `branches`?)",
+            "error: invoke.yaml: pipeline.checklist.brnches: unknown key (did you mean `branches`?)",
         ),
         (
             "pipeline:\n  checklist:\n    branches: main\n",
@@ -95,13 +92,11 @@ def test_lint_task_streams_and_fails_with_exit_3(repo: Repo) -> None:
         ),
         (
             "pipeline:\n  checklist:\n    tag_prefix: 'v; rm -rf /'\n",
-            "error: invoke.yaml: pipeline.checklist.tag_prefix: "
-            "'v; rm -rf /' cannot start a tag name",
+            "error: invoke.yaml: pipeline.checklist.tag_prefix: 'v; rm -rf /' cannot start a tag name",
         ),
         (
             'pipeline:\n  lint: ["ruff check \'x"]\n',
-            'error: invoke.yaml: pipeline.lint[0]: "ruff check \'x" cannot be parsed '
-            "(No closing quotation)",
+            'error: invoke.yaml: pipeline.lint[0]: "ruff check \'x" cannot be parsed (No closing quotation)',
         ),
         (
             "pipeline:\n  deploy: {}\n",
@@ -109,9 +104,7 @@ def test_lint_task_streams_and_fails_with_exit_3(repo: Repo) -> None:
         ),
     ],
 )
-def test_bad_configuration_exits_2_naming_the_file_and_key(
-    repo: Repo, yaml: str, message: str
-) -> None:
+def test_bad_configuration_exits_2_naming_the_file_and_key(repo: Repo, yaml: str, message: str) -> None:
     repo.write("invoke.yaml", yaml)
     run = invoke(repo.path, "preflight")
     assert run.code == 2
@@ -132,10 +125,7 @@ def test_outside_a_git_repository_exits_2_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "VERSION").write_text("1.0.0\n")
     run = invoke(tmp_path, "preflight")
     assert run.code == 2
-    assert (
-        run.stderr
-        == f"error: {tmp_path} is not a git repository (run `git init`, or run from a clone)\n"
-    )
+    assert run.stderr == f"error: {tmp_path} is not a git repository (run `git init`, or run from a clone)\n"
 
 
 def test_zero_configuration_works_with_version_and_changelog(tmp_path: Path) -> None:

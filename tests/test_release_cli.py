@@ -150,13 +150,9 @@ def test_dry_run_prints_every_change_and_touches_nothing(repo: Repo, remote: Pat
 def test_push_sends_the_commit_and_the_tag_and_a_rerun_is_safe(repo: Repo, remote: Path) -> None:
     assert invoke(repo.path, "release", "--push").code == 0
     remote_git = ["git", "-C", str(remote)]
-    tags = subprocess.run(
-        [*remote_git, "tag"], capture_output=True, text=True, check=True
-    ).stdout.split()
+    tags = subprocess.run([*remote_git, "tag"], capture_output=True, text=True, check=True).stdout.split()
     assert tags == ["v1.0.0", "v1.1.0"]
-    main = subprocess.run(
-        [*remote_git, "rev-parse", "main"], capture_output=True, text=True, check=True
-    )
+    main = subprocess.run([*remote_git, "rev-parse", "main"], capture_output=True, text=True, check=True)
     assert main.stdout.strip() == repo.head()
     assert invoke(repo.path, "release", "--push").code == 0
 
@@ -181,9 +177,7 @@ def test_release_refuses_when_the_checks_fail_and_changes_nothing(
 
 
 def test_an_empty_unreleased_section_refuses_the_release(repo: Repo) -> None:
-    text = (
-        repo.path.joinpath("CHANGELOG.md").read_text().replace("### Added\n- Something new.\n", "")
-    )
+    text = repo.path.joinpath("CHANGELOG.md").read_text().replace("### Added\n- Something new.\n", "")
     repo.write("CHANGELOG.md", text)
     repo.commit("docs: empty")
     run = invoke(repo.path, "release")
@@ -203,9 +197,7 @@ def test_an_empty_unreleased_section_refuses_the_release(repo: Repo) -> None:
         (("--bump", "patch"), "error: VERSION says 1.1.0, above the 1.0.1 that --bump patch gives"),
     ],
 )
-def test_bad_flags_exit_2_and_change_nothing(
-    repo: Repo, args: tuple[str, ...], message: str
-) -> None:
+def test_bad_flags_exit_2_and_change_nothing(repo: Repo, args: tuple[str, ...], message: str) -> None:
     before = snapshot(repo)
     run = invoke(repo.path, "release", *args)
     assert run.code == 2
@@ -245,7 +237,5 @@ def test_a_rejected_push_leaves_a_complete_local_release_and_says_how_to_finish(
     assert repo.git("describe", "--exact-match", "HEAD") == "v1.1.0"
     hook.unlink()
     assert invoke(repo.path, "release", "--push").code == 0
-    tags = subprocess.run(
-        ["git", "-C", str(remote), "tag"], capture_output=True, text=True, check=True
-    )
+    tags = subprocess.run(["git", "-C", str(remote), "tag"], capture_output=True, text=True, check=True)
     assert tags.stdout.split() == ["v1.0.0", "v1.1.0"]

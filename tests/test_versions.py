@@ -38,16 +38,12 @@ def test_an_empty_file_is_rejected_naming_the_file():
 
 
 def test_version_with_v_prefix_is_rejected_naming_the_file_and_the_fix():
-    with pytest.raises(
-        InputError, match=r"^app/VERSION: 'v1\.2\.3' has a 'v' prefix; write 1\.2\.3$"
-    ):
+    with pytest.raises(InputError, match=r"^app/VERSION: 'v1\.2\.3' has a 'v' prefix; write 1\.2\.3$"):
         parse_version("v1.2.3\n", "app/VERSION")
 
 
 def test_two_lines_are_rejected_even_when_both_are_versions():
-    with pytest.raises(
-        InputError, match=r"^VERSION: holds more than one line; write only the version$"
-    ):
+    with pytest.raises(InputError, match=r"^VERSION: holds more than one line; write only the version$"):
         parse_version("1.2.3\n1.2.4\n")
 
 
@@ -79,9 +75,7 @@ def test_text_that_is_not_a_semantic_version_is_rejected_naming_the_file(text):
         parse_version(text, "pkg/VERSION")
     message = str(caught.value)
     assert message.startswith("pkg/VERSION: ")
-    assert message.endswith(
-        "is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.0 or 2.0.0-rc.1)"
-    )
+    assert message.endswith("is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.0 or 2.0.0-rc.1)")
 
 
 def test_a_blank_line_after_the_version_counts_as_a_second_line():
@@ -117,10 +111,7 @@ def test_release_tags_keep_only_prefix_plus_semver_highest_first():
 
 
 def test_release_tags_are_ordered_by_semver_precedence_not_by_text():
-    tags = [
-        (f"v{v}", v)
-        for v in ("1.0.0", "1.0.0-rc.2", "1.0.0-rc.10", "1.0.0-rc.1", "0.10.0", "0.9.0")
-    ]
+    tags = [(f"v{v}", v) for v in ("1.0.0", "1.0.0-rc.2", "1.0.0-rc.10", "1.0.0-rc.1", "0.10.0", "0.9.0")]
     assert [t.name for t in release_tags(tags, "v")] == [
         "v1.0.0",
         "v1.0.0-rc.10",

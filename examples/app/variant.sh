@@ -2,8 +2,9 @@
 # variant.sh DIR CHANGE... - turn a checkout of this example app into another release (then git commit it).
 #   version X.Y.Z          write VERSION (reported by /health, and a good value for APP_VERSION)
 #   health ok|fail|crash   app/health_mode: fail -> GET /health answers 500; crash -> the api exits at start
-#   migration good|fail    add a revision on top of the current head: good adds a nullable column to
-#                          items (with a working downgrade); fail changes the schema, then raises
+#   migration good|fail|slow  add a revision on top of the current head: good adds a nullable column
+#                          to items (with a working downgrade); fail changes the schema, then raises;
+#                          slow is good but holds its transaction for 6 s
 # e.g. "v2 broken":        variant.sh work version 2.0.0 health fail
 #      "failing migration": variant.sh work version 3.0.0 migration fail
 set -euo pipefail
@@ -28,11 +29,13 @@ while [ $# -gt 0 ]; do
       case "${2:-}" in
         good) src=$here/variants/add_column_migration.py; name=${next}_items_price_$next.py ;;
         fail) src=$here/variants/failing_migration.py; name=${next}_fails_on_purpose.py ;;
-        *) echo "migration good|fail" >&2; exit 2 ;;
+        slow) src=$here/variants/slow_migration.py; name=${next}_slow_$next.py ;;
+        *) echo "migration good|fail|slow" >&2; exit 2 ;;
       esac
       sed -e "s/^revision = .*/revision = \"$next\"/" -e "s/^down_revision = .*/down_revision = \"$head\"/" \
           -e "s/^Revision ID: .*/Revision ID: $next/" -e "s/^Revises: .*/Revises: $head/" \
-          -e "s/\"price\"/\"price_$next\"/g" -e "s/half_done/half_done_$next/g" -e "s/migration 0099/migration $next/" \
+          -e "s/\"price\"/\"price_$next\"/g" -e "s/\"slow\"/\"slow_$next\"/g" \
+          -e "s/half_done/half_done_$next/g" -e "s/migration 0099/migration $next/" \
           "$src" >"$versions/$name"
       echo "$versions/$name"
       shift 2 ;;

@@ -80,9 +80,7 @@ class Handler(BaseHTTPRequestHandler):
                 body.update(status="error", error=f"database: {exc}".strip())
                 return self._send(503, body)
             if health_mode() != "ok":
-                body.update(
-                    status="fail", error="this release is broken on purpose (health_mode=fail)"
-                )
+                body.update(status="fail", error="this release is broken on purpose (health_mode=fail)")
                 return self._send(500, body)
             return self._send(200, body)
         if self.path == "/":

@@ -1,0 +1,181 @@
+"""What runs on a compose server, as argv: git checkouts, ``docker compose`` and the journal files.
+
+Pure builders only; ``pipeline.remote`` carries them over ssh and ``pipeline.deploy`` decides when.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from pipeline.environments import ComposeEnvironment
+
+
+@dataclass(frozen=True)
+class Project:
+    """A compose project on one host: its directory, file, project name and version variable."""
+
+    path: str
+    file: str
+    name: str
+    variable: str
+    source: str
+
+    @classmethod
+    def of(cls, env: ComposeEnvironment, path: str) -> Project:
+        """The project of an environment at a host's app path."""
+        name = env.project or re.sub(r"[^a-z0-9_-]", "", PurePosixPath(path).name.lower()) or "app"
+        return cls(path, env.compose_file, name, env.version_variable, env.source)
+
+    def file_for(self, version: str) -> str:
+        """The compose file of a release: in the checkout, or uploaded under ``releases/``."""
+        if self.source == "git":
+            return f"{self.path}/{self.file}"
+        return f"{self.release_dir(version)}/{PurePosixPath(self.file).name}"
+
+    def release_dir(self, version: str) -> str:
+        """Where an image release keeps its compose file."""
+        return f"{self.path}/.pipeline/releases/{version}"
+
+    def compose(self, version: str, *args: str) -> tuple[str, ...]:
+        """``docker compose`` for a release, its version in the variable the file reads."""
+        return (
+            "env", f"{self.variable}={version}",
+            "docker", "compose",
+            "--project-directory", self.path,
+            "-f", self.file_for(version),
+            "-p", self.name,
+            *args,
+        )  # fmt: skip
+
+    def up(self, version: str, build: bool) -> tuple[str, ...]:
+        """Start the release; ``build`` rebuilds, otherwise images tagged with it are reused."""
+        return self.compose(version, "up", "-d", "--remove-orphans", *(["--build"] if build else []))
+
+    def pull(self, version: str) -> tuple[str, ...]:
+        """Pull the release's images."""
+        return self.compose(version, "pull", "--quiet")
+
+    def down(self, version: str) -> tuple[str, ...]:
+        """Stop and remove the project's containers."""
+        return self.compose(version, "down", "--remove-orphans")
+
+    def in_service(self, version: str, service: str, argv: Sequence[str], mode: str) -> tuple[str, ...]:
+        """Run argv in a service: ``exec`` in its running container, or a one-off ``run``."""
+        if mode == "run":
+            return self.compose(version, "run", "--rm", "--no-deps", "-T", service, *argv)
+        return self.compose(version, "exec", "-T", service, *argv)
+
+    def logs(self, version: str, services: Sequence[str], tail: int = 200) -> tuple[str, ...]:
+        """The last lines of the services' logs (all services when none are named)."""
+        return self.compose(version, "logs", "--no-color", "--timestamps", "--tail", str(tail), *services)
+
+    def ps(self, version: str) -> tuple[str, ...]:
+        """Every container of the project with its state, as JSON."""
+        return self.compose(version, "ps", "--all", "--format", "json")
+
+
+def git_current(path: str) -> tuple[str, ...]:
+    """The commit the checkout is at (fails when there is none)."""
+    return ("git", "-C", path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+
+
+def git_prepare(path: str, repository: str) -> list[tuple[str, ...]]:
+    """Make ``path`` a repository fetching from ``repository`` (idempotent, works in a used dir)."""
+    return [
+        ("git", "-C", path, "init", "--quiet"),
+        ("git", "-C", path, "config", "remote.origin.url", repository),
+        ("git", "-C", path, "config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"),
+    ]
+
+
+def git_fetch(path: str) -> tuple[str, ...]:
+    """Fetch branches and tags from the checkout's origin."""
+    return ("git", "-C", path, "fetch", "--quiet", "--force", "--tags", "origin")
+
+
+def git_checkout(path: str, commit: str) -> tuple[str, ...]:
+    """Check out exactly this commit, discarding local edits to tracked files."""
+    return ("git", "-C", path, "checkout", "--quiet", "--force", "--detach", commit)
+
+
+def make_dirs(*paths: str) -> tuple[str, ...]:
+    """``mkdir -p``."""
+    return ("mkdir", "-p", *paths)
+
+
+def write_file(path: str) -> tuple[str, ...]:
+    """Write stdin to a file (``tee`` so the content never appears in argv)."""
+    return ("tee", path)
+
+
+def append_file(path: str) -> tuple[str, ...]:
+    """Append stdin to a file."""
+    return ("tee", "-a", path)
+
+
+def read_file(path: str) -> tuple[str, ...]:
+    """Print a file; absent files print nothing and succeed (``cat`` of the glob-free path list)."""
+    return ("find", path, "-maxdepth", "0", "-type", "f", "-exec", "cat", "{}", "+")
+
+
+def take_lock(path: str) -> tuple[str, ...]:
+    """``mkdir`` fails when the lock is held: the atomic test-and-set of a deploy lock."""
+    return ("mkdir", path)
+
+
+def drop_lock(path: str) -> tuple[str, ...]:
+    """Release the lock directory and its info file."""
+    return ("rm", "-rf", "--", path)
+
+
+def shell_command(text: str, revision: str = "") -> tuple[str, ...]:
+    """A configured command as argv; ``{revision}`` is filled in after splitting, so it stays one word."""
+    return tuple(part.replace("{revision}", revision) for part in shlex.split(text))
+
+
+_REVISION = re.compile(r"^([0-9A-Za-z_]+)(?:\s+\(.*\))?\s*$")
+
+
+def parse_revision(output: str) -> str | None:
+    """The revision ``alembic current`` prints (``0003 (head)``), or None when there is none."""
+    for line in reversed(output.splitlines()):
+        match = _REVISION.match(line.strip())
+        if match and not line.startswith(("INFO", "WARNING")):
+            return match[1]
+    return None
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container of the project as ``docker compose ps`` reports it."""
+
+    service: str
+    state: str
+    health: str
+    status: str
+
+    @property
+    def ok(self) -> bool:
+        """Running, and healthy when it has a healthcheck."""
+        return self.state == "running" and self.health in ("", "healthy")
+
+
+def parse_ps(output: str) -> list[Container]:
+    """``docker compose ps --format json``: one JSON object per line, or a JSON array."""
+    text = output.strip()
+    if not text:
+        return []
+    try:
+        rows = json.loads(text) if text.startswith("[") else [json.loads(ln) for ln in text.splitlines()]
+    except json.JSONDecodeError:
+        return []
+    return [
+        Container(r.get("Service", ""), r.get("State", ""), r.get("Health", ""), r.get("Status", ""))
+        for r in rows
+        if isinstance(r, dict)
+    ]

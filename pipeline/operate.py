@@ -1,0 +1,116 @@
+"""On-call tasks over the hosts' own records: status, history, unlock, and the stages on their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from pipeline import compose as cmd
+from pipeline.config import PipelineConfig
+from pipeline.deploy import Context, Engine, HostRun, Release, StageError, _lock_holder
+from pipeline.environments import ComposeEnvironment
+from pipeline.errors import ExitCode, InputError, StageFailed
+from pipeline.executor import Executor
+from pipeline.health import check_host
+from pipeline.http import HttpClient
+from pipeline.journal import parse_journal
+from pipeline.orchestrate import connections
+
+Say = Callable[[str], None]
+
+
+@contextmanager
+def hosts_of(
+    config: PipelineConfig, name: str, executor: Executor
+) -> Iterator[tuple[ComposeEnvironment, list[HostRun]]]:
+    """The environment and its hosts with their journals read (no lock taken)."""
+    env = config.environment(name)
+    with connections(env, executor) as remotes:
+        hosts = [HostRun(r, cmd.Project.of(env, r.host.path)) for r in remotes]
+        for run in hosts:
+            result = run.remote.run(cmd.read_file(run.remote.host.journal))
+            if run.remote.unreachable(result):
+                raise InputError(f"host {run.name} is unreachable over ssh: {result.stderr.strip()}")
+            run.journal = parse_journal(result.stdout)
+        yield env, hosts
+
+
+def serving(hosts: list[HostRun]) -> str:
+    """The one version every host serves, or an input error saying they differ."""
+    versions = {run.previous.version if run.previous else None for run in hosts}
+    if len(versions) != 1 or None in versions:
+        raise InputError(f"the hosts do not serve one known release: {sorted(map(str, versions))}")
+    return str(versions.pop())
+
+
+def status(config: PipelineConfig, name: str, executor: Executor, say: Say) -> ExitCode:
+    """What each host serves, its last journal entry, and who holds the lock."""
+    with hosts_of(config, name, executor) as (_, hosts):
+        for run in hosts:
+            last = run.journal[-1] if run.journal else None
+            serving_now = run.previous.version if run.previous else "nothing recorded"
+            say(f"{run.name}: serving {serving_now}")
+            if last is not None:
+                say(f"  last: {last.event} {last.version} {last.result} by {last.who} at {last.at}")
+            lock = run.remote.run(cmd.read_file(f"{run.remote.host.lock}/info.json")).stdout
+            if lock.strip():
+                say(f"  LOCKED by {_lock_holder(lock)}")
+    return ExitCode.OK
+
+
+def history(config: PipelineConfig, name: str, executor: Executor, say: Say, limit: int) -> ExitCode:
+    """The newest journal entries of every host."""
+    with hosts_of(config, name, executor) as (_, hosts):
+        for run in hosts:
+            say(f"{run.name}:")
+            for e in run.journal[-limit:]:
+                db = f" db {e.db_before or '-'}->{e.db_after or '-'}" if e.db_before or e.db_after else ""
+                why = f" ({e.reason})" if e.reason else ""
+                say(f"  {e.at} {e.event:<8} {e.version:<12} {e.result:<11} {e.who}{db}{why}")
+    return ExitCode.OK
+
+
+def unlock(config: PipelineConfig, name: str, executor: Executor, say: Say) -> ExitCode:
+    """Release a lock left by a cancelled run, saying who held it and since when."""
+    with hosts_of(config, name, executor) as (_, hosts):
+        for run in hosts:
+            lock = run.remote.host.lock
+            info = run.remote.run(cmd.read_file(f"{lock}/info.json")).stdout
+            if not info.strip():
+                say(f"{run.name}: not locked")
+                continue
+            run.remote.run(cmd.drop_lock(lock)).check()
+            say(f"{run.name}: released the lock held by {_lock_holder(info)}")
+    return ExitCode.OK
+
+
+def health(config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say) -> ExitCode:
+    """The health checks against what is deployed; exit 1 when one fails."""
+    with hosts_of(config, name, executor) as (env, hosts):
+        version = serving(hosts)
+        failed = False
+        for run in hosts:
+            for result in check_host(env.health, run.remote, run.project, version, http):
+                failed = failed or not result.ok
+                mark = "ok  " if result.ok else "FAIL"
+                say(f"{mark} {result.host}: {result.check}: {result.detail} ({result.attempts} tries)")
+        return ExitCode.ROLLED_BACK if failed else ExitCode.OK
+
+
+def migrate(config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say) -> ExitCode:
+    """Run the migrations of the release that is deployed, under the deploy lock."""
+    with hosts_of(config, name, executor) as (env, hosts):
+        if env.migrate is None:
+            raise InputError(f"pipeline.environments.{name}.migrate is not configured")
+        version = serving(hosts)
+        engine = Engine(name, env, Release(version, None), hosts, Context(http=http, say=say))
+        engine.revision_known = False
+        engine.lock_all()
+        try:
+            engine.migrate()
+        except StageError as exc:
+            raise StageFailed(f"migrate failed: {exc}") from None
+        finally:
+            engine.unlock_all()
+        say(f"migrated: {engine.report.db_before or 'base'} -> {engine.report.db_after or 'base'}")
+    return ExitCode.OK

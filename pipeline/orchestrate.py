@@ -1,0 +1,223 @@
+"""``invoke deploy``: from flags and configuration to a finished run, a report and a notification."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from pipeline import compose as cmd
+from pipeline.checklist import run_checks, run_stage_commands
+from pipeline.config import PipelineConfig
+from pipeline.deploy import Context, Engine, HostRun, Release, read_hosts
+from pipeline.environments import ComposeEnvironment
+from pipeline.errors import ChecklistFailed, ConfigError, ExitCode, InputError
+from pipeline.executor import Command, Executor
+from pipeline.http import HttpClient
+from pipeline.remote import Remote, SshOptions, close_master, parse_host
+from pipeline.runreport import RunReport
+from pipeline.secrets import Redactor
+from pipeline.versions import parse_version
+
+STAGES = ("preflight", "lint", "test", "migrate", "health", "notify")
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """What the caller asked for."""
+
+    environment: str
+    version: str | None = None
+    skip: tuple[str, ...] = ()
+    dry_run: bool = False
+    report_file: str | None = None
+
+
+def validate_skip(skip: Sequence[str]) -> tuple[str, ...]:
+    """``--skip`` names stages that may be skipped."""
+    for stage in skip:
+        if stage not in STAGES:
+            raise InputError(f"--skip: {stage!r} is not one of {', '.join(STAGES)}")
+    return tuple(skip)
+
+
+def resolve_release(
+    executor: Executor,
+    root: Path,
+    config: PipelineConfig,
+    env: ComposeEnvironment,
+    version: str | None,
+) -> Release:
+    """The version and commit to deploy: ``--version`` names a release tag, else VERSION at HEAD."""
+    prefix = config.checklist.tag_prefix
+    if version:
+        bare = version[len(prefix) :] if prefix and version.startswith(prefix) else version
+        parsed = str(parse_version(bare, "--version"))
+        ref = f"{prefix}{parsed}"
+    else:
+        path = root / config.checklist.version_file
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(f"{config.checklist.version_file}: file not found; pass --version") from None
+        parsed, ref = str(parse_version(text, config.checklist.version_file)), "HEAD"
+    found = executor.run(Command(("git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"), str(root)))
+    if not found.ok:
+        raise InputError(f"--version: no tag {ref} in this repository (git fetch --tags?)")
+    commit = found.stdout.strip()
+    compose_text = _file_at(executor, root, commit, env.compose_file)
+    return Release(parsed, commit if env.source == "git" else None, compose_text)
+
+
+def _file_at(executor: Executor, root: Path, commit: str, path: str) -> str:
+    shown = executor.run(Command(("git", "show", f"{commit}:./{path}"), str(root)))
+    if not shown.ok:
+        raise ConfigError(f"compose_file: {path} does not exist at {commit[:10]}")
+    return shown.stdout
+
+
+def check_services(env: ComposeEnvironment, name: str, compose_text: str) -> None:
+    """Services named by migrate and health checks exist in the release's compose file."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(compose_text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{env.compose_file}: not valid YAML ({exc})") from None
+    services = sorted((data.get("services") or {}) if isinstance(data, dict) else {})
+    named = [("migrate.service", env.migrate.service)] if env.migrate else []
+    named += [(f"health[{i}].service", c.service) for i, c in enumerate(env.health) if c.service]
+    for key, service in named:
+        if service not in services:
+            raise ConfigError(
+                f"pipeline.environments.{name}.{key}: {service!r} is not a service of "
+                f"{env.compose_file} (services: {', '.join(services) or 'none'})"
+            )
+
+
+def without_skipped(env: ComposeEnvironment, skip: Sequence[str]) -> ComposeEnvironment:
+    """The environment with skipped stages switched off."""
+    changes: dict[str, object] = {}
+    if "migrate" in skip:
+        changes["migrate"] = None
+    if "health" in skip:
+        changes["health"] = ()
+    return msgspec.structs.replace(env, **changes) if changes else env
+
+
+def local_stages(
+    executor: Executor,
+    root: Path,
+    config: PipelineConfig,
+    env: ComposeEnvironment,
+    request: DeployRequest,
+) -> None:
+    """Preflight, lint and test on the runner; any failure stops the deploy before it touches a host."""
+    results = []
+    if env.preflight and "preflight" not in request.skip:
+        results += run_checks(executor, root, config.checklist)
+    if not request.dry_run:
+        for stage in ("lint", "test"):
+            if stage not in request.skip:
+                results.append(run_stage_commands(executor, root, stage, getattr(config, stage)))
+    if any(r.failed for r in results):
+        raise ChecklistFailed("the checks before a deploy failed", tuple(results))
+
+
+@contextmanager
+def connections(env: ComposeEnvironment, executor: Executor) -> Iterator[list[Remote]]:
+    """One Remote per host sharing a ControlMaster directory; every master is stopped at the end."""
+    control_dir = tempfile.mkdtemp(prefix="pl-", dir="/tmp")  # socket paths must stay short
+    options = SshOptions.from_config(env.ssh, control_dir)
+    remotes = [Remote(parse_host(h), options, executor) for h in env.host_list()]
+    try:
+        yield remotes
+    finally:
+        executor.run_all(Command(close_master(r.host, options)) for r in remotes)
+        shutil.rmtree(control_dir, ignore_errors=True)
+
+
+def who(env: Mapping[str, str]) -> str:
+    """Who runs the deploy: the GitHub actor in CI, else the local user."""
+    if env.get("GITHUB_ACTOR"):
+        return env["GITHUB_ACTOR"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def run_url(env: Mapping[str, str]) -> str:
+    """The CI run's URL, when there is one."""
+    keys = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    if all(env.get(k) for k in keys):
+        return f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return ""
+
+
+def deploy(
+    executor: Executor,
+    http: HttpClient,
+    root: Path,
+    config: PipelineConfig,
+    request: DeployRequest,
+    say: Callable[[str], None] = lambda line: print(line, flush=True),
+    sleep: Callable[[float], None] | None = None,
+) -> tuple[ExitCode, RunReport | None]:
+    """The whole pipeline for one environment; returns the exit code and the run report."""
+    from pipeline.notify import Notification, build_notifiers, send_all
+
+    env = without_skipped(config.environment(request.environment), request.skip)
+    key = f"pipeline.environments.{request.environment}"
+    redactor = Redactor()
+    notifiers = (
+        []
+        if "notify" in request.skip
+        else build_notifiers(env.notify, os.environ, http, f"{key}.notify", redactor)
+    )
+    release = resolve_release(executor, root, config, env, request.version)
+    check_services(env, request.environment, release.compose_text)
+    local_stages(executor, root, config, env, request)
+    context = Context(http=http, who=who(os.environ), run_url=run_url(os.environ), say=say)
+    if sleep is not None:
+        context.sleep = sleep
+    with connections(env, executor) as remotes:
+        hosts = [HostRun(r, cmd.Project.of(env, r.host.path)) for r in remotes]
+        read_hosts(hosts, env.source)
+        engine = Engine(request.environment, env, release, hosts, context)
+        if request.dry_run:
+            say("dry run: nothing is changed on any host, and no notification is sent")
+            say(redactor.redact("\n".join(engine.plan())))
+            if notifiers:
+                say("notify: " + ", ".join(n.name for n in notifiers))
+            return ExitCode.OK, None
+        report = engine.execute()
+    if notifiers:
+        notification = Notification(
+            environment=request.environment, version=release.version, outcome=report.outcome,
+            summary=report.summary(), details=tuple(report.details()), run_url=context.run_url,
+            report=report.to_data(),
+        )  # fmt: skip
+        report.notified = send_all(notifiers, notification, redactor)
+    say(redactor.redact(report.render_text()))
+    for channel, error in report.notified:
+        if error:
+            say(f"warning: notify {channel} failed: {redactor.redact(error)}")
+    _write_outputs(report, request, redactor)
+    return report.exit_code, report
+
+
+def _write_outputs(report: RunReport, request: DeployRequest, redactor: Redactor) -> None:
+    if request.report_file:
+        Path(request.report_file).write_text(redactor.redact(report.to_json()) + "\n", encoding="utf-8")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(redactor.redact(report.render_markdown()))

@@ -1,0 +1,146 @@
+"""The run report of a deploy: stages, health verdicts, failure evidence and the rollback.
+
+Rendered for people (stdout), as JSON (``--report FILE``), as a GitHub job summary, and handed to
+the notify stage. Every rendering goes through the run's redactor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipeline.errors import ExitCode
+from pipeline.health import HealthResult
+
+OUTCOMES = {
+    "deployed": ExitCode.OK,
+    "noop": ExitCode.OK,
+    "rolled_back": ExitCode.ROLLED_BACK,
+    "cancelled": ExitCode.ROLLED_BACK,
+    "rollback_failed": ExitCode.ROLLBACK_FAILED,
+}
+
+
+@dataclass
+class StageResult:
+    """One stage (or rollback part): its verdict, how long it took and what it said."""
+
+    name: str
+    status: str  # ok | failed | skipped
+    seconds: float = 0.0
+    detail: str = ""
+    host: str = ""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Something captured from a host before the rollback could destroy it."""
+
+    host: str
+    kind: str  # logs | containers | health
+    text: str
+
+
+@dataclass
+class RunReport:
+    """Everything a deploy did and saw."""
+
+    environment: str
+    version: str
+    commit: str | None
+    previous: dict[str, str | None] = field(default_factory=dict)
+    outcome: str = ""
+    reason: str = ""
+    stages: list[StageResult] = field(default_factory=list)
+    health: list[HealthResult] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    rollback: list[StageResult] = field(default_factory=list)
+    db_before: str | None = None
+    db_after: str | None = None
+    notified: list[tuple[str, str | None]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The documented exit code of the outcome."""
+        return OUTCOMES.get(self.outcome, ExitCode.ROLLBACK_FAILED)
+
+    def summary(self) -> str:
+        """One line a person reads first."""
+        previous = ", ".join(sorted({v for v in self.previous.values() if v})) or "nothing"
+        lines = {
+            "deployed": f"{self.version} deployed to {self.environment}",
+            "noop": f"{self.version} is already deployed to {self.environment}: nothing to do",
+            "rolled_back": f"{self.version} failed ({self.reason}); rolled back to {previous}",
+            "cancelled": f"deploy of {self.version} cancelled ({self.reason}); rolled back to {previous}",
+            "rollback_failed": f"{self.version} failed ({self.reason}) and the ROLLBACK FAILED: "
+            "a human is needed now",
+        }
+        return lines.get(self.outcome, f"{self.version}: {self.outcome} {self.reason}")
+
+    def to_data(self) -> dict[str, Any]:
+        """The report as plain data, for JSON."""
+        data = asdict(self)
+        data["exit_code"] = int(self.exit_code)
+        data["summary"] = self.summary()
+        return data
+
+    def details(self) -> list[str]:
+        """The lines under the summary: stages, failed checks, evidence excerpts, rollback."""
+        lines = [_stage_line(s) for s in self.stages]
+        lines += [
+            f"health {r.host}: {r.check}: {r.detail}" + (f" (body: {_first(r.body)})" if r.body else "")
+            for r in self.health
+            if not r.ok
+        ]
+        if self.rollback:
+            lines.append("rollback:")
+            lines += ["  " + _stage_line(s) for s in self.rollback]
+        for item in self.evidence:
+            excerpt = item.text.strip().splitlines()[-10:]
+            lines.append(f"{item.kind} from {item.host} (last {len(excerpt)} lines):")
+            lines += [f"  | {ln}" for ln in excerpt]
+        return lines
+
+    def render_text(self) -> str:
+        """The human summary printed at the end of a run."""
+        marker = "OK" if self.exit_code == ExitCode.OK else f"EXIT {int(self.exit_code)}"
+        return "\n".join([f"deploy {self.environment}: {marker}: {self.summary()}", *self.details()])
+
+    def render_markdown(self) -> str:
+        """The GitHub job summary."""
+        rows = [
+            f"### deploy {self.environment}: {self.summary()}",
+            "",
+            "| stage | host | result | time |",
+            "|---|---|---|---|",
+        ]
+        for stage in [*self.stages, *self.rollback]:
+            detail = f"{stage.status} {stage.detail}".replace("|", "\\|").replace("\n", " ")
+            rows.append(f"| {stage.name} | {stage.host} | {detail} | {stage.seconds:.1f} s |")
+        for item in self.evidence:
+            rows += [
+                "",
+                f"<details><summary>{item.kind} from {item.host}</summary>",
+                "",
+                "```",
+                item.text.strip()[-6000:],
+                "```",
+                "</details>",
+            ]
+        return "\n".join(rows) + "\n"
+
+    def to_json(self) -> str:
+        """The JSON report."""
+        return json.dumps(self.to_data(), indent=2, default=str)
+
+
+def _stage_line(stage: StageResult) -> str:
+    where = f" [{stage.host}]" if stage.host else ""
+    return f"{stage.status:<7} {stage.name}{where} {stage.seconds:.1f}s {stage.detail}".rstrip()
+
+
+def _first(body: str, limit: int = 200) -> str:
+    text = " ".join(body.split())
+    return text if len(text) <= limit else text[:limit] + "..."
