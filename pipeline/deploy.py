@@ -424,8 +424,11 @@ class Engine:
         self.run_step(Step("migrate", run.name, self.migrate_argv("upgrade")), run)
         self.report.db_after = self.read_revision()
 
-    def check(self, version: str) -> list[HealthResult]:
-        """Every health check on every host; StageError names what failed."""
+    def check(self, version: str, record: bool = True) -> list[HealthResult]:
+        """Every health check on every host; StageError names what failed.
+
+        ``record`` keeps the verdicts in the report (the rollback's re-check does not replace them).
+        """
         results = []
         started = time.monotonic()
         for run in self.hosts:
@@ -441,7 +444,8 @@ class Engine:
             if not all(r.ok for r in results):
                 break  # one failing host is enough to roll back: waiting on the others is downtime
         self.report.timings["health"] = round(time.monotonic() - started, 3)
-        self.report.health = results
+        if record:
+            self.report.health = results
         bad = [r for r in results if not r.ok]
         if bad:
             raise StageError("health", "; ".join(f"{r.host}: {r.check}: {r.detail}" for r in bad))
@@ -472,7 +476,7 @@ class Engine:
         restored = {r.previous.version for r in self.hosts if r.touched and r.previous}
         if ok and len(restored) == 1 and self.env.health:
             version = restored.pop()
-            ok = self.part(parts, "health", "", lambda: self.check(version)) and ok
+            ok = self.part(parts, "health", "", lambda: self.check(version, record=False)) and ok
         self.report.timings["rollback"] = round(time.monotonic() - self.failed_at, 3)
         self.report.outcome = ("cancelled" if cancelled else "rolled_back") if ok else "rollback_failed"
         self.record(ROLLED_BACK if ok else FAILED, self.report.reason)
