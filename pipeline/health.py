@@ -228,4 +228,6 @@ def check_host(
                 return HealthResult(label, name, ok, why, containers=containers)
 
             results.append(run_check(check, one_compose, sleep))
+        if not results[-1].ok:
+            break  # the release is failing: the other checks would only delay the rollback
     return results

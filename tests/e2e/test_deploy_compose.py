@@ -212,3 +212,59 @@ def test_status_and_history_read_the_hosts_journals(project: Project) -> None:
         "2.0.0        rolled_back health failed" in " ".join(history.out.split("  "))
         or "rolled_back" in history.out
     )
+
+
+IMAGE_COMPOSE = """services:
+  api:
+    image: 10.200.0.1:15000/app/api:${APP_VERSION}
+    init: true
+    environment:
+      DATABASE_URL: ${DATABASE_URL:-postgresql://postgres@10.200.0.1:15432/app}
+    ports: ["8000:8000"]
+    healthcheck:
+      test: ["CMD", "python3", "-m", "app.healthcheck"]
+      interval: 1s
+      timeout: 3s
+      retries: 3
+"""
+
+
+def build_and_push(project: Project, version: str) -> None:
+    """CI's job before an image deploy: build the release's image and push it to the registry."""
+    import subprocess
+
+    engine = ["docker", "-H", project.sandbox["build_docker_host"]]
+    tag = f"{project.sandbox['registry']}/app/api:{version}"
+    subprocess.run([*engine, "build", "-q", "-t", tag, str(project.work)], check=True, capture_output=True)
+    subprocess.run([*engine, "push", "-q", tag], check=True, capture_output=True)
+
+
+def test_the_image_source_deploys_a_tag_and_rolls_back_to_the_previous_one(project: Project) -> None:
+    (project.work / "compose.image.yaml").write_text(IMAGE_COMPOSE)
+    project.configure(
+        source="image",
+        compose_file="compose.image.yaml",
+        health=[
+            {"http": "http://{host}:8000/health", "expect_version": True, "interval": 0.5, "attempts": 16},
+            {"service": "api", "command": "python3 -m app.healthcheck", "interval": 0.5, "attempts": 6},
+            {"compose": True, "interval": 1, "attempts": 20},
+        ],
+    )
+    project.git("tag", "-f", "-a", "v1.0.0", "-m", "Release v1.0.0")
+    project.git("push", "-q", "-f", "origin", "v1.0.0")
+    build_and_push(project, "1.0.0")
+    first = project.invoke("deploy", "--env", "sandbox")
+    assert first.code == 0, first.text
+    assert [project.serving(h)["version"] for h in project.hosts] == ["1.0.0", "1.0.0"]
+    assert "app/api:1.0.0" in project.containers(project.hosts[0])
+
+    project.release("2.0.0", "health", "fail", "migration", "good")
+    build_and_push(project, "2.0.0")
+    run = project.invoke("deploy", "--env", "sandbox", "--version", "2.0.0")
+
+    assert run.code == 1, run.text
+    assert [project.serving(h)["version"] for h in project.hosts] == ["1.0.0", "1.0.0"]
+    assert "app/api:1.0.0" in project.containers(project.hosts[0])
+    assert project.revision() == "0003"
+    release_file = Path(project.hosts[0]["app_path"]) / ".pipeline" / "releases" / "2.0.0" / "compose.image.yaml"
+    assert release_file.read_text() == IMAGE_COMPOSE
