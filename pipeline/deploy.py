@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from types import FrameType
 
 from pipeline import compose as cmd
 from pipeline.compose import Project, parse_revision, shell_command
 from pipeline.environments import ComposeEnvironment
 from pipeline.errors import InputError, LockHeld, PipelineError
+from pipeline.executor import Result
 from pipeline.health import HealthResult, Sleep, check_host, describe
 from pipeline.http import HttpClient
 from pipeline.journal import (
@@ -272,18 +272,18 @@ class Engine:
 
     # -- running ---------------------------------------------------------------------------------
 
+    def call(self, run: HostRun, argv: Sequence[str], stdin: str | None = None) -> Result:
+        """Run argv on a host, counting its time as the commands' (not the pipeline's)."""
+        started = time.monotonic()
+        try:
+            return run.remote.run(argv, stdin=stdin)
+        finally:
+            self.command_seconds += time.monotonic() - started
+
     def run_step(self, step: Step, run: HostRun) -> str:
         """Run one step on its host; a failure raises StageError with the command's last words."""
         self.check_cancel()
-        started = time.monotonic()
-        result = run.remote.run(step.argv, stdin=step.stdin)
-        self.command_seconds += time.monotonic() - started
-        if not result.ok:
-            output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-50:])
-            words = (result.stderr or result.stdout).strip().splitlines()[-3:]
-            message = f"{step.render()} exited {result.returncode}: {' / '.join(words)}"
-            raise StageError(step.stage, message, run.name, output)
-        return result.stdout
+        return _checked(step, run, self.call(run, step.argv, step.stdin))
 
     def check_cancel(self) -> None:
         """Stop between steps when a signal asked for it."""
@@ -339,9 +339,9 @@ class Engine:
         for run in self.hosts:
             steps = self.lock_steps(run)
             self.run_step(steps[0], run)
-            result = run.remote.run(steps[1].argv)
+            result = self.call(run, steps[1].argv)
             if not result.ok:
-                holder = run.remote.run(cmd.read_file(f"{run.remote.host.lock}/info.json")).stdout
+                holder = self.call(run, cmd.read_file(f"{run.remote.host.lock}/info.json")).stdout
                 self.unlock_all()
                 raise LockHeld(f"{run.name}: a deploy holds the lock: {_lock_holder(holder)}")
             run.locked = True
@@ -351,7 +351,7 @@ class Engine:
         """Release the locks this run holds."""
         for run in self.hosts:
             if run.locked:
-                run.remote.run(cmd.drop_lock(run.remote.host.lock))
+                self.call(run, cmd.drop_lock(run.remote.host.lock))
                 run.locked = False
 
     def already_deployed(self) -> bool:
@@ -443,9 +443,9 @@ class Engine:
             )
             if not all(r.ok for r in results):
                 break  # one failing host is enough to roll back: waiting on the others is downtime
-        self.report.timings["health"] = round(time.monotonic() - started, 3)
         if record:
             self.report.health = results
+            self.report.timings["health"] = round(time.monotonic() - started, 3)
         bad = [r for r in results if not r.ok]
         if bad:
             raise StageError("health", "; ".join(f"{r.host}: {r.check}: {r.detail}" for r in bad))
@@ -457,9 +457,9 @@ class Engine:
         for run in self.hosts:
             if not run.touched or (failing and run.name not in failing):
                 continue
-            logs = run.remote.run(run.project.logs(self.release.version, []))
+            logs = self.call(run, run.project.logs(self.release.version, []))
             self.report.evidence.append(Evidence(run.name, "logs", logs.stdout + logs.stderr))
-            states = run.remote.run(run.project.ps(self.release.version))
+            states = self.call(run, run.project.ps(self.release.version))
             rows = [f"{c.service}: {c.state} {c.health} ({c.status})" for c in cmd.parse_ps(states.stdout)]
             self.report.evidence.append(Evidence(run.name, "containers", "\n".join(rows)))
 
@@ -467,17 +467,17 @@ class Engine:
         """Downgrade with the new code, restore the previous release, prove it with health checks."""
         parts = self.report.rollback
         self.context.say(f"-> rollback ({self.report.reason})")
+        commands_before = self.command_seconds
         ok = True
         if self.migrated:
             ok = self.part(parts, "downgrade", self.migrate_host.name, self.downgrade) and ok
-        for run in self.hosts:
-            if run.touched:
-                ok = self.part(parts, "restore", run.name, partial(self.restore, run)) and ok
+        ok = self.restore_all(parts) and ok
         restored = {r.previous.version for r in self.hosts if r.touched and r.previous}
         if ok and len(restored) == 1 and self.env.health:
             version = restored.pop()
             ok = self.part(parts, "health", "", lambda: self.check(version, record=False)) and ok
         self.report.timings["rollback"] = round(time.monotonic() - self.failed_at, 3)
+        self.report.timings["rollback_commands"] = round(self.command_seconds - commands_before, 3)
         self.report.outcome = ("cancelled" if cancelled else "rolled_back") if ok else "rollback_failed"
         self.record(ROLLED_BACK if ok else FAILED, self.report.reason)
 
@@ -502,10 +502,32 @@ class Engine:
             return
         self.run_step(Step("rollback", run.name, self.migrate_argv("downgrade", before or "base")), run)
 
-    def restore(self, run: HostRun) -> None:
-        """The previous release back on one host."""
-        for step in self.restore_steps(run):
-            self.run_step(step, run)
+    def restore_all(self, parts: list[StageResult]) -> bool:
+        """The previous release back on every touched host, the hosts in parallel, step by step."""
+        started = time.monotonic()
+        plans = {run.name: (run, self.restore_steps(run)) for run in self.hosts if run.touched}
+        errors: dict[str, StageError] = {}
+        for index in range(max((len(steps) for _, steps in plans.values()), default=0)):
+            batch = [
+                (run, steps[index])
+                for name, (run, steps) in plans.items()
+                if index < len(steps) and name not in errors
+            ]
+            commands = [run.remote.command(step.argv, step.stdin) for run, step in batch]
+            began = time.monotonic()
+            results = batch[0][0].remote.executor.run_all(commands) if batch else []
+            self.command_seconds += time.monotonic() - began
+            for (run, step), result in zip(batch, results, strict=True):
+                try:
+                    _checked(step, run, result)
+                except StageError as exc:
+                    errors[run.name] = exc
+                    self.keep_output(exc)
+        for name in plans:
+            error = errors.get(name)
+            status, detail = ("failed", str(error)) if error else ("ok", "")
+            parts.append(StageResult("restore", status, _since(started), detail, name))
+        return not errors
 
     def record(self, result: str, reason: str) -> None:
         """Append this run's outcome to every touched host's journal (every host on success)."""
@@ -536,7 +558,17 @@ class Engine:
                     )
                 )
             text = "".join(e.line() for e in entries)
-            run.remote.run(cmd.append_file(run.remote.host.journal), stdin=text)
+            self.call(run, cmd.append_file(run.remote.host.journal), stdin=text)
+
+
+def _checked(step: Step, run: HostRun, result: Result) -> str:
+    """The step's output, or StageError with the command's last words."""
+    if not result.ok:
+        output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-50:])
+        words = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        message = f"{step.render()} exited {result.returncode}: {' / '.join(words)}"
+        raise StageError(step.stage, message, run.name, output)
+    return result.stdout
 
 
 def _since(started: float) -> float:
