@@ -1,33 +1,13 @@
-"""Shared fixtures: real git repositories in temporary directories, and the invoke CLI."""
+"""Shared fixtures: isolated git configuration, and a repository whose checklist passes."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-CHANGELOG = """# Changelog
-
-## [Unreleased]
-
-### Added
-- Something new.
-
-## [1.0.0] - 2026-01-02
-
-### Added
-- The first release.
-
-[unreleased]: https://github.com/acme/app/compare/v1.0.0...HEAD
-[1.0.0]: https://github.com/acme/app/releases/tag/v1.0.0
-"""
+from gitrepos import Repo, make_repo
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -52,66 +32,6 @@ def _isolated_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     os.environ.update(saved)
 
 
-@dataclass
-class Repo:
-    """A real git repository in a temporary directory, driven through GitPython."""
-
-    path: Path
-
-    def git(self, *args: str) -> str:
-        """Run git in the repository and return its stdout."""
-        import git
-
-        return str(git.Git(self.path).execute(["git", *args]))
-
-    def write(self, name: str, text: str) -> Path:
-        """Write a file (creating folders) relative to the repository."""
-        target = self.path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        return target
-
-    def commit(self, message: str, name: str = "changes.txt", text: str | None = None) -> str:
-        """Commit everything, changing ``name`` (appending the message when no text is given)."""
-        target = self.path / name
-        if text is None:
-            text = (target.read_text() if target.exists() else "") + message + "\n"
-        self.write(name, text)
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", message)
-        return self.head()
-
-    def head(self) -> str:
-        """The commit HEAD points at."""
-        return self.git("rev-parse", "HEAD")
-
-    def tag(self, name: str, ref: str = "HEAD") -> None:
-        """Make an annotated release tag."""
-        self.git("tag", "-a", name, "-m", f"Release {name}", ref)
-
-    def tags(self) -> list[str]:
-        """Every tag name."""
-        return self.git("tag", "--list").split()
-
-
-def make_repo(path: Path, version: str = "1.1.0", changelog: str = CHANGELOG) -> Repo:
-    """A repository with VERSION and CHANGELOG.md, the one-line tasks.py, and a release v1.0.0."""
-    import git
-
-    git.Repo.init(path)
-    repo = Repo(path)
-    repo.write("tasks.py", "from pipeline.tasks import ns  # noqa: F401\n")
-    repo.write(".gitignore", "__pycache__/\n")
-    repo.write("VERSION", "1.0.0\n")
-    repo.write("CHANGELOG.md", changelog.replace("### Added\n- Something new.\n\n", ""))
-    repo.commit("feat: first release", "README.md", "app\n")
-    repo.tag("v1.0.0")
-    repo.write("VERSION", version + "\n")
-    repo.write("CHANGELOG.md", changelog)
-    repo.commit("feat: something new", "app.py", "print('new')\n")
-    return repo
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
     """A repository whose checklist passes: VERSION 1.1.0 above v1.0.0, [Unreleased] filled."""
@@ -119,28 +39,3 @@ def repo(tmp_path: Path) -> Repo:
     r.write("invoke.yaml", "pipeline:\n  checklist:\n    changelog_unreleased_ok: true\n")
     r.commit("chore: configure the pipeline", "invoke.yaml", r.path.joinpath("invoke.yaml").read_text())
     return r
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished CLI run."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-
-def invoke(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Run:
-    """Run ``invoke ARGS`` as a user would, in ``cwd``, with this checkout on the import path."""
-    environment = {**os.environ, **(env or {})}
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH")]))
-    environment["PYTHONDONTWRITEBYTECODE"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return Run(done.returncode, done.stdout, done.stderr)

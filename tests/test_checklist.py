@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Repo, make_repo
+from gitrepos import Repo, make_repo
 
 from pipeline.checklist import CheckResult, run_checklist
 from pipeline.config import load_config

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Repo, invoke
+from gitrepos import Repo, invoke
 
 
 def test_preflight_passes_with_exit_0_and_one_line_per_check(repo: Repo) -> None:

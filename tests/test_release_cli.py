@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import Repo, invoke
+from gitrepos import Repo, invoke
 
 TODAY = date.today().isoformat()
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import WEBHOOK_TOKEN, Project
+from sandboxlib import WEBHOOK_TOKEN, Project
 
 pytestmark = pytest.mark.e2e
 
@@ -266,5 +266,7 @@ def test_the_image_source_deploys_a_tag_and_rolls_back_to_the_previous_one(proje
     assert [project.serving(h)["version"] for h in project.hosts] == ["1.0.0", "1.0.0"]
     assert "app/api:1.0.0" in project.containers(project.hosts[0])
     assert project.revision() == "0003"
-    release_file = Path(project.hosts[0]["app_path"]) / ".pipeline" / "releases" / "2.0.0" / "compose.image.yaml"
+    release_file = (
+        Path(project.hosts[0]["app_path"]) / ".pipeline" / "releases" / "2.0.0" / "compose.image.yaml"
+    )
     assert release_file.read_text() == IMAGE_COMPOSE
