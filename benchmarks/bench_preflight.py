@@ -39,9 +39,7 @@ def fast_import_stream(commits: int, tag_every: int) -> bytes:
         "VERSION": f"{major + 1}.0.0\n",
         "CHANGELOG.md": (
             "# Changelog\n\n## [Unreleased]\n\n### Added\n- The next big thing.\n\n"
-            + "".join(
-                f"## [{m}.0.0] - 2026-01-01\n\n- Release {m}.\n\n" for m in range(major, 0, -1)
-            )
+            + "".join(f"## [{m}.0.0] - 2026-01-01\n\n- Release {m}.\n\n" for m in range(major, 0, -1))
         ),
     }
     for n in range(1, commits + 1):
@@ -101,9 +99,7 @@ print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
 """
 
 
-def measure(
-    argv: list[str], cwd: Path, runs: int, env: dict[str, str], expect: int
-) -> tuple[float, float]:
+def measure(argv: list[str], cwd: Path, runs: int, env: dict[str, str], expect: int) -> tuple[float, float]:
     """Median wall seconds and peak RSS MiB over ``runs`` runs (after one warm-up)."""
     walls, peaks = [], []
     for i in range(runs + 1):

@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
 from pipeline.environments import ComposeEnvironment
 
@@ -28,7 +29,8 @@ class Project:
     @classmethod
     def of(cls, env: ComposeEnvironment, path: str) -> Project:
         """The project of an environment at a host's app path."""
-        name = env.project or re.sub(r"[^a-z0-9_-]", "", PurePosixPath(path).name.lower()) or "app"
+        derived = re.sub(r"[^a-z0-9_-]", "", PurePosixPath(path).name.lower()).lstrip("_-")
+        name = env.project or derived or "app"
         return cls(path, env.compose_file, name, env.version_variable, env.source)
 
     def file_for(self, version: str) -> str:
@@ -168,11 +170,19 @@ class Container:
 def parse_ps(output: str) -> list[Container]:
     """``docker compose ps --format json``: one JSON object per line, or a JSON array."""
     text = output.strip()
-    if not text:
-        return []
-    try:
-        rows = json.loads(text) if text.startswith("[") else [json.loads(ln) for ln in text.splitlines()]
-    except json.JSONDecodeError:
+    rows: list[Any] = []
+    if text.startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError:
+            return []
+    else:
+        for line in text.splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a warning line among the JSON ones
+    if not isinstance(rows, list):
         return []
     return [
         Container(r.get("Service", ""), r.get("State", ""), r.get("Health", ""), r.get("Status", ""))

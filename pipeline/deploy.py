@@ -93,6 +93,10 @@ class StageError(PipelineError):
         self.output = output
 
 
+class _NothingToDo(PipelineError):
+    """A rollback part found nothing to undo."""
+
+
 class Cancelled(PipelineError):
     """SIGTERM or Ctrl-C arrived; the engine rolls back."""
 
@@ -159,6 +163,7 @@ class Engine:
         self.cancel: str | None = None
         self.migrated = False
         self.revision_known = False
+        self.rolling_back = False
         self.failed_at = 0.0
         self.command_seconds = 0.0
 
@@ -286,8 +291,8 @@ class Engine:
         return _checked(step, run, self.call(run, step.argv, step.stdin))
 
     def check_cancel(self) -> None:
-        """Stop between steps when a signal asked for it."""
-        if self.cancel:
+        """Stop between steps when a signal asked for it (never during the rollback)."""
+        if self.cancel and not self.rolling_back:
             raise Cancelled(f"{self.cancel} received")
 
     @contextmanager
@@ -313,6 +318,10 @@ class Engine:
             except StageError as exc:
                 self.unlock_all()
                 raise InputError(f"cannot take the deploy lock: {exc}") from None
+            except Cancelled as exc:
+                self.unlock_all()
+                self.report.outcome, self.report.reason = "cancelled", f"{exc}; nothing was deployed"
+                return self.report
             try:
                 if self.already_deployed():
                     self.report.outcome = "noop"
@@ -323,7 +332,7 @@ class Engine:
                 self.report.reason = (
                     str(exc) if isinstance(exc, Cancelled) else self.report.reason or str(exc)
                 )
-                self.cancel = None
+                self.rolling_back = True  # a second signal must not cut the rollback short
                 self.capture_evidence()
                 self.roll_back(cancelled=isinstance(exc, Cancelled))
             finally:
@@ -340,6 +349,8 @@ class Engine:
             steps = self.lock_steps(run)
             self.run_step(steps[0], run)
             result = self.call(run, steps[1].argv)
+            if run.remote.unreachable(result):
+                raise StageError("lock", f"{run.name} is unreachable: {result.stderr.strip()}", run.name)
             if not result.ok:
                 holder = self.call(run, cmd.read_file(f"{run.remote.host.lock}/info.json")).stdout
                 self.unlock_all()
@@ -486,6 +497,9 @@ class Engine:
         started = time.monotonic()
         try:
             body()
+        except _NothingToDo as exc:
+            parts.append(StageResult(name, "ok", _since(started), str(exc), host))
+            return True
         except PipelineError as exc:
             parts.append(StageResult(name, "failed", _since(started), str(exc), host))
             if isinstance(exc, StageError):
@@ -499,7 +513,7 @@ class Engine:
         run = self.migrate_host
         before = self.report.db_before
         if self.read_revision() == before:
-            return
+            raise _NothingToDo(f"the database is still at {before or 'base'}")
         self.run_step(Step("rollback", run.name, self.migrate_argv("downgrade", before or "base")), run)
 
     def restore_all(self, parts: list[StageResult]) -> bool:
@@ -558,7 +572,10 @@ class Engine:
                     )
                 )
             text = "".join(e.line() for e in entries)
-            self.call(run, cmd.append_file(run.remote.host.journal), stdin=text)
+            written = self.call(run, cmd.append_file(run.remote.host.journal), stdin=text)
+            if not written.ok:
+                detail = f"the journal was not written: {written.stderr.strip()}"
+                self.report.stages.append(StageResult("record", "failed", 0.0, detail, run.name))
 
 
 def _checked(step: Step, run: HostRun, result: Result) -> str:

@@ -138,12 +138,16 @@ def environment_problems(name: str, env: ComposeEnvironment) -> list[str]:
         problems.append(f"{at}: the name must be lowercase letters, digits, - or _")
     if not env.hosts:
         problems.append(f"{at}.hosts: list at least one host")
+    if not _PATH.match(env.path):
+        problems.append(f"{at}.path: {env.path!r} must be an absolute path of plain characters")
     for i, host in enumerate(env.host_list()):
-        if not _ADDRESS.match(host.address):
+        address = _ADDRESS.match(host.address)
+        if not address or not 1 <= int(address["port"] or 22) <= 65535:
             problems.append(f"{at}.hosts[{i}]: {host.address!r} is not [user@]host[:port]")
-        if not _PATH.match(host.path):
-            key = "path" if host.path == env.path else f"hosts[{i}].path"
-            problems.append(f"{at}.{key}: {host.path!r} must be an absolute path of plain characters")
+        if host.path != env.path and not _PATH.match(host.path):
+            problems.append(
+                f"{at}.hosts[{i}].path: {host.path!r} must be an absolute path of plain characters"
+            )
     if not _RELATIVE.match(env.compose_file):
         problems.append(f"{at}.compose_file: {env.compose_file!r} must be a path inside the project")
     if env.project and not _NAME.match(env.project):
@@ -202,12 +206,14 @@ def _health_problems(at: str, check: HealthCheckConfig) -> list[str]:
 
 
 def _notify_problems(at: str, channel: NotifyConfig) -> list[str]:
-    chosen = [c for c in (channel.slack, channel.telegram, channel.webhook) if c is not None]
+    chosen = [(name, getattr(channel, name)) for name in ("slack", "telegram", "webhook")]
+    chosen = [(name, value) for name, value in chosen if value is not None]
     if len(chosen) != 1:
         return [f"{at}: give exactly one of slack, telegram or webhook"]
+    name, settings = chosen[0]
     problems = []
-    for field in msgspec.structs.fields(type(chosen[0])):
-        value = getattr(chosen[0], field.name)
+    for field in msgspec.structs.fields(type(settings)):
+        value = getattr(settings, field.name)
         if field.name.endswith("_env") and not _VARIABLE.match(value):
-            problems.append(f"{at}.{field.name}: {value!r} is not an environment variable name")
+            problems.append(f"{at}.{name}.{field.name}: {value!r} is not an environment variable name")
     return problems

@@ -50,7 +50,7 @@ def describe(check: HealthCheckConfig) -> str:
 
 def url_for(check: HealthCheckConfig, host: str) -> str:
     """The URL of an HTTP check for a host: ``{host}`` stands for the host's name."""
-    return check.http.replace("{host}", host)
+    return check.http.replace("{host}", f"[{host}]" if ":" in host else host)
 
 
 def probe_http(

@@ -6,6 +6,7 @@ import getpass
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -190,7 +191,9 @@ def deploy(
         context.sleep = sleep
     with connections(env, executor) as remotes:
         hosts = [HostRun(r, cmd.Project.of(env, r.host.path)) for r in remotes]
+        started = time.monotonic()
         read_hosts(hosts, env.source)
+        read_seconds = time.monotonic() - started
         engine = Engine(request.environment, env, release, hosts, context)
         if request.dry_run:
             say("dry run: nothing is changed on any host, and no notification is sent")
@@ -199,6 +202,7 @@ def deploy(
                 say("notify: " + ", ".join(n.name for n in notifiers))
             return ExitCode.OK, None
         report = engine.execute()
+        report.timings["read_hosts"] = round(read_seconds, 3)
     if notifiers:
         notification = Notification(
             environment=request.environment, version=release.version, outcome=report.outcome,

@@ -120,12 +120,13 @@ class RunReport:
             detail = f"{stage.status} {stage.detail}".replace("|", "\\|").replace("\n", " ")
             rows.append(f"| {stage.name} | {stage.host} | {detail} | {stage.seconds:.1f} s |")
         for item in self.evidence:
+            text = item.text.strip()[-6000:].replace("```", "` ` `")  # keep the fence closed
             rows += [
                 "",
                 f"<details><summary>{item.kind} from {item.host}</summary>",
                 "",
                 "```",
-                item.text.strip()[-6000:],
+                text,
                 "```",
                 "</details>",
             ]

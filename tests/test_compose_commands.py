@@ -37,11 +37,6 @@ def test_without_a_configured_name_the_project_is_the_sanitized_directory_name(p
     assert Project.of(environment(), path).name == name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Project.of keeps a leading '_' or '-' of the directory name; compose rejects such a "
-    "project name (and `-p -site` reads as an option), where compose's own default trims them",
-)
 @pytest.mark.parametrize("path", ["/srv/_site", "/srv/-site"])
 def test_a_derived_project_name_is_a_valid_compose_project_name(path: str) -> None:
     assert re.fullmatch(r"[a-z0-9][a-z0-9_-]*", Project.of(environment(), path).name)

@@ -177,11 +177,6 @@ def test_each_notify_entry_is_exactly_one_channel(channel: dict[str, Any], messa
     assert problems(notify=[channel]) == [f"{AT}.{message}"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a bad *_env name is reported as notify[0].webhook_env, without the channel key (slack, "
-    "telegram, webhook) that holds it; the runtime error for that key says notify[0].slack.webhook_env",
-)
 @pytest.mark.parametrize(
     ("channel", "key", "value"),
     [("slack", "webhook_env", "1BAD"), ("telegram", "token_env", "TG-TOKEN"), ("webhook", "url_env", "$URL")],
@@ -222,19 +217,11 @@ def test_every_problem_of_an_environment_is_reported_at_once() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: a port outside 1..65535 passes validation (0 is then dropped from ssh argv)"
-)
 @pytest.mark.parametrize("address", ["web1:0", "web1:70000", "[::1]:99999"])
 def test_a_port_outside_the_tcp_range_is_rejected(address: str) -> None:
     assert problems(hosts=[address]) == [f"{AT}.hosts[0]: {address!r} is not [user@]host[:port]"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the environment path is checked once per host: reported twice with two hosts, "
-    "and not at all when the host list is empty",
-)
 @pytest.mark.parametrize("hosts", [["web1", "web2"], []])
 def test_a_bad_environment_path_is_reported_exactly_once(hosts: list[str]) -> None:
     lines = problems(hosts=hosts, path="srv/app")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -18,9 +19,9 @@ HEALTH_500 = HealthResult(
 HEALTH_OK = HealthResult("http http://web2:8000/health", "web2", True, "answered 200", status=200, body="ok")
 
 
-def report(outcome: str = "rolled_back", reason: str = "health failed", **fields: object) -> RunReport:
+def report(outcome: str = "rolled_back", reason: str = "health failed", **fields: Any) -> RunReport:
     previous = {"web1": "1.0.0", "web2": "1.0.0", "web3": None}
-    return RunReport("prod", "2.0.0", "abc", previous, outcome, reason, **fields)  # type: ignore[arg-type]
+    return RunReport("prod", "2.0.0", "abc", previous, outcome, reason, **fields)
 
 
 @pytest.mark.parametrize(
