@@ -71,6 +71,7 @@ class HostRun:
     commit: str | None = None
     locked: bool = False
     touched: bool = False
+    target: Entry | None = None  # set by `invoke rollback`: the release to go back to
 
     @property
     def name(self) -> str:
@@ -79,8 +80,8 @@ class HostRun:
 
     @property
     def previous(self) -> Entry | None:
-        """The release this host last served healthy: the rollback target."""
-        return last_serving(self.journal)
+        """The rollback target: the one named, else the release this host last served healthy."""
+        return self.target or last_serving(self.journal)
 
 
 class StageError(PipelineError):

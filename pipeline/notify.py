@@ -21,6 +21,7 @@ _TITLES = {
     "failed": "❌ {environment}: {version} failed",
     "cancelled": "⏹️ {environment}: {version} cancelled",
     "noop": "💤 {environment}: {version} already deployed",
+    "message": "📣 {environment}: {version}",
 }
 
 OUTCOMES = tuple(_TITLES)

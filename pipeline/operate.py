@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -114,3 +115,73 @@ def migrate(config: PipelineConfig, name: str, executor: Executor, http: HttpCli
             engine.unlock_all()
         say(f"migrated: {engine.report.db_before or 'base'} -> {engine.report.db_after or 'base'}")
     return ExitCode.OK
+
+
+def rollback(
+    config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say, to: str | None
+) -> ExitCode:
+    """Go back to the last release healthy on every host (or ``to``): downgrade, restore, check."""
+    from pipeline.journal import healthy_everywhere
+
+    with hosts_of(config, name, executor) as (env, hosts):
+        current = serving(hosts)
+        prefix = config.checklist.tag_prefix
+        wanted = to[len(prefix) :] if to and prefix and to.startswith(prefix) else to
+        older = [[e for e in run.journal if e.version != current] for run in hosts]
+        target = wanted or healthy_everywhere(older)
+        if target is None:
+            raise InputError(
+                f"no release other than {current} was healthy on every host: nothing to go back to"
+            )
+        now = {run.name: run.previous for run in hosts}
+        for run, entries in zip(hosts, older, strict=True):
+            found = [e for e in entries if e.version == target and e.serving]
+            if not found:
+                raise InputError(f"{run.name} never served {target} healthy (see `invoke history`)")
+            run.target, run.touched = found[-1], True
+        first = now[hosts[0].name]
+        release = Release(current, first.commit if first else None)
+        context = Context(http=http, say=say)
+        engine = Engine(name, env, release, hosts, context)
+        engine.report.db_before = hosts[0].target.db_after if hosts[0].target else None
+        engine.migrated = env.migrate is not None
+        engine.report.reason = f"rollback to {target} asked by {context.who or 'on-call'}"
+        say(f"rolling back {name} from {current} to {target}")
+        engine.lock_all()
+        try:
+            engine.rolling_back = True
+            engine.failed_at = time.monotonic()
+            engine.roll_back(cancelled=False)
+        finally:
+            engine.unlock_all()
+        say(engine.report.render_text())
+        return ExitCode.OK if engine.report.outcome == "rolled_back" else ExitCode.ROLLBACK_FAILED
+
+
+def notify(
+    config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say, message: str | None
+) -> ExitCode:
+    """Send a message (default: what each host serves) to the environment's channels."""
+    import os
+
+    from pipeline.notify import Notification, build_notifiers, send_all
+    from pipeline.secrets import Redactor
+
+    env = config.environment(name)
+    redactor = Redactor()
+    notifiers = build_notifiers(
+        env.notify, os.environ, http, f"pipeline.environments.{name}.notify", redactor
+    )
+    if not notifiers:
+        raise InputError(f"pipeline.environments.{name}.notify has no channel")
+    with hosts_of(config, name, executor) as (_, hosts):
+        lines = [f"{run.name}: {run.previous.version if run.previous else 'nothing'}" for run in hosts]
+        versions = {run.previous.version for run in hosts if run.previous}
+    version = versions.pop() if len(versions) == 1 else "mixed versions"
+    note = Notification(name, version, "message", message or "serving: " + "; ".join(lines), tuple(lines))
+    failed = [f"{channel}: {error}" for channel, error in send_all(notifiers, note, redactor) if error]
+    for line in failed:
+        say(f"notify failed: {line}")
+    if not failed:
+        say(f"notified {', '.join(n.name for n in notifiers)}")
+    return ExitCode.BAD_INPUT if failed else ExitCode.OK

@@ -236,5 +236,36 @@ def migrate(c: Context, env: str) -> None:
         operate.migrate(_config(c), env, executor, http, print)  # type: ignore[arg-type]
 
 
-ns = Collection(preflight, release, lint, test, deploy, migrate, health, status, history, unlock)
+@task(
+    help={
+        "env": "The environment.",
+        "to": "The version to go back to (default: the last healthy everywhere).",
+    }
+)
+def rollback(c: Context, env: str, to: str | None = None) -> None:
+    """Go back to the last release healthy on every host (or --to): downgrade, restore, check."""
+    with _reported_errors():
+        from pipeline import operate
+
+        executor, http = _seams()
+        code = operate.rollback(_config(c), env, executor, http, print, to)  # type: ignore[arg-type]
+        if code:
+            raise Exit(code=int(code))
+
+
+@task(help={"env": "The environment.", "message": "The text to send (default: what each host serves)."})
+def notify(c: Context, env: str, message: str | None = None) -> None:
+    """Send a message to the environment's notify channels (Slack, Telegram, webhook)."""
+    with _reported_errors():
+        from pipeline import operate
+
+        executor, http = _seams()
+        code = operate.notify(_config(c), env, executor, http, print, message)  # type: ignore[arg-type]
+        if code:
+            raise Exit(code=int(code))
+
+
+ns = Collection(
+    preflight, release, lint, test, deploy, migrate, health, notify, rollback, status, history, unlock
+)
 ns.configure({"pipeline": DEFAULTS})

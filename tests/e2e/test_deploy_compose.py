@@ -270,3 +270,24 @@ def test_the_image_source_deploys_a_tag_and_rolls_back_to_the_previous_one(proje
         Path(project.hosts[0]["app_path"]) / ".pipeline" / "releases" / "2.0.0" / "compose.image.yaml"
     )
     assert release_file.read_text() == IMAGE_COMPOSE
+
+
+def test_on_call_rolls_back_by_hand_to_the_last_release_healthy_everywhere(project: Project) -> None:
+    assert project.invoke("deploy", "--env", "sandbox").code == 0
+    project.release("2.0.0", "migration", "good")
+    assert project.invoke("deploy", "--env", "sandbox", "--version", "2.0.0").code == 0
+    assert project.revision() == "0004"
+
+    run = project.invoke("rollback", "--env", "sandbox")
+
+    assert run.code == 0, run.text
+    assert "rolling back sandbox from 2.0.0 to 1.0.0" in run.out
+    assert [project.serving(h)["version"] for h in project.hosts] == ["1.0.0", "1.0.0"]
+    assert project.revision() == "0003"  # downgraded with 2.0.0's scripts, to what 1.0.0 ran with
+    assert [(e["version"], e["result"]) for e in project.journal(project.hosts[1])[-2:]] == [
+        ("2.0.0", "rolled_back"),
+        ("1.0.0", "restored"),
+    ]
+    told = project.invoke("notify", "--env", "sandbox", "--message", "rolled back by hand")
+    assert told.code == 0, told.text
+    assert project.webhook.received[-1]["json"]["summary"] == "rolled back by hand"
