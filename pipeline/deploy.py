@@ -269,7 +269,8 @@ class Engine:
         lines.append("rollback plan (on a failed migration or health check, or a cancel):")
         if self.env.migrate:
             host = self.migrate_host.name
-            argv = " ".join(self.migrate_argv("downgrade", "<revision read before the deploy>"))
+            revision = (self.report.db_before or "base") if self.revision_known else "<read before migrating>"
+            argv = " ".join(self.migrate_argv("downgrade", revision))
             lines.append(f"  migrate  [{host}] {argv}")
         for run in self.hosts:
             lines += [f"  {s.stage:<8} {s.render()}" for s in self.restore_steps(run)]

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from pipeline.checklist import run_checks, run_stage_commands
 from pipeline.config import PipelineConfig
 from pipeline.deploy import Context, Engine, HostRun, Release, read_hosts
 from pipeline.environments import ComposeEnvironment
-from pipeline.errors import ChecklistFailed, ConfigError, ExitCode, InputError
+from pipeline.errors import ChecklistFailed, ConfigError, ExitCode, InputError, PipelineError
 from pipeline.executor import Command, Executor
 from pipeline.http import HttpClient
 from pipeline.remote import Remote, SshOptions, close_master, parse_host
@@ -197,6 +197,10 @@ def deploy(
         engine = Engine(request.environment, env, release, hosts, context)
         if request.dry_run:
             say("dry run: nothing is changed on any host, and no notification is sent")
+            if env.migrate and env.migrate.run == "exec":
+                with suppress(PipelineError):  # read-only; with nothing running it is read after `up`
+                    engine.report.db_before = engine.read_revision()
+                    engine.revision_known = True
             say(redactor.redact("\n".join(engine.plan())))
             if notifiers:
                 say("notify: " + ", ".join(n.name for n in notifiers))

@@ -104,7 +104,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(project: Project) -> None:
     host = project.hosts[0]
     assert f"host {host['ip']}: serving 1.0.0" in run.out
     assert f"[{host['ip']}] git -C {host['app_path']} checkout --quiet --force --detach" in run.out
-    assert "rollback plan" in run.out and "alembic downgrade" in run.out
+    assert "rollback plan" in run.out and "python3 -m alembic downgrade 0003" in run.out
     after = [(project.journal(h), project.containers(h)) for h in project.hosts], project.revision()
     assert after == before
     assert len(project.webhook.received) == sent
