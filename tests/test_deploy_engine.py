@@ -239,7 +239,7 @@ def test_the_plan_lists_every_command_and_the_rollback_without_running_anything(
     assert {f"  migrate  [web1] {' '.join(alembic('upgrade', 'head'))}", *checks} <= set(plan)
     after = plan[plan.index("rollback plan (on a failed migration or health check, or a cancel):") + 1 :]
     assert after == [
-        f"  migrate  [web1] {' '.join(alembic('downgrade', '<revision read before the deploy>'))}",
+        f"  migrate  [web1] {' '.join(alembic('downgrade', '<read before migrating>'))}",
         *[f"  restore  [{host}] {shlex.join(argv)}" for host in ("web1", "web2") for argv in RESTORE],
         "  health   the same checks, expecting the previous version",
     ]

@@ -65,6 +65,7 @@ def units(text: str) -> int:
         ("failed", "❌ production: 2.0.0 failed"),
         ("cancelled", "⏹️ production: 2.0.0 cancelled"),
         ("noop", "💤 production: 2.0.0 already deployed"),
+        ("message", "📣 production: 2.0.0"),
     ],
 )
 def test_the_title_says_environment_version_and_outcome(outcome: str, title: str) -> None:
@@ -79,6 +80,7 @@ def test_every_outcome_has_a_title() -> None:
         "failed",
         "cancelled",
         "noop",
+        "message",
     )
 
 
