@@ -25,31 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from sandboxlib import SANDBOX, STATE, Project, Webhook, clean_hosts, environment  # noqa: E402
-
-
-def project_in(directory: Path, sandbox: dict[str, object]) -> Project:
-    """The example app as a team's repository, release 1.0.0 tagged and pushed."""
-    import shutil
-    from datetime import date
-
-    from sandboxlib import APP
-
-    origin, work = directory / "origin.git", directory / "work"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
-    shutil.copytree(APP, work, ignore=shutil.ignore_patterns("__pycache__"))
-    (work / "tasks.py").write_text("from pipeline.tasks import ns  # noqa: F401\n")
-    (work / ".gitignore").write_text("__pycache__/\n")
-    (work / "CHANGELOG.md").write_text(
-        f"# Changelog\n\n## [Unreleased]\n\n## [1.0.0] - {date.today()}\n\n- First.\n"
-    )
-    project = Project(sandbox, work, origin, Webhook(), environment(sandbox, origin))
-    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
-    project.git("remote", "add", "origin", str(origin))
-    project.configure()
-    project.git("tag", "-a", "v1.0.0", "-m", "Release v1.0.0")
-    project.git("push", "-q", "origin", "main", "v1.0.0")
-    return project
+from sandboxlib import SANDBOX, STATE, Project, clean_hosts, make_project  # noqa: E402
 
 
 def deploy(
@@ -77,7 +53,7 @@ def main() -> None:
     try:
         clean_hosts(sandbox)
         with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
-            project = project_in(Path(tmp), sandbox)
+            project = make_project(sandbox, Path(tmp))
             deploy(project, "1.0.0", Path(tmp) / "r0.json")
             for n in range(args.rounds):
                 good, bad = f"{n + 2}.0.0", f"{n + 2}.0.1"

@@ -8,11 +8,12 @@ from contextlib import contextmanager
 
 from pipeline import compose as cmd
 from pipeline.config import PipelineConfig
-from pipeline.deploy import Context, Engine, HostRun, Release, StageError, _lock_holder
+from pipeline.deploy import Context, Engine, StageError
 from pipeline.environments import ComposeEnvironment
 from pipeline.errors import ExitCode, InputError, StageFailed
 from pipeline.executor import Executor
 from pipeline.health import check_host
+from pipeline.hosts import HostRun, Release, lock_holder
 from pipeline.http import HttpClient
 from pipeline.journal import parse_journal
 from pipeline.orchestrate import connections
@@ -55,7 +56,7 @@ def status(config: PipelineConfig, name: str, executor: Executor, say: Say) -> E
                 say(f"  last: {last.event} {last.version} {last.result} by {last.who} at {last.at}")
             lock = run.remote.run(cmd.read_file(f"{run.remote.host.lock}/info.json")).stdout
             if lock.strip():
-                say(f"  LOCKED by {_lock_holder(lock)}")
+                say(f"  LOCKED by {lock_holder(lock)}")
     return ExitCode.OK
 
 
@@ -81,7 +82,7 @@ def unlock(config: PipelineConfig, name: str, executor: Executor, say: Say) -> E
                 say(f"{run.name}: not locked")
                 continue
             run.remote.run(cmd.drop_lock(lock)).check()
-            say(f"{run.name}: released the lock held by {_lock_holder(info)}")
+            say(f"{run.name}: released the lock held by {lock_holder(info)}")
     return ExitCode.OK
 
 

@@ -17,10 +17,11 @@ import msgspec
 from pipeline import compose as cmd
 from pipeline.checklist import run_checks, run_stage_commands
 from pipeline.config import PipelineConfig
-from pipeline.deploy import Context, Engine, HostRun, Release, read_hosts
+from pipeline.deploy import Context, Engine
 from pipeline.environments import ComposeEnvironment
 from pipeline.errors import ChecklistFailed, ConfigError, ExitCode, InputError, PipelineError
 from pipeline.executor import Command, Executor
+from pipeline.hosts import HostRun, Release, read_hosts
 from pipeline.http import HttpClient
 from pipeline.remote import Remote, SshOptions, close_master, parse_host
 from pipeline.runreport import RunReport

@@ -14,9 +14,10 @@ import pytest
 
 from pipeline.compose import Project
 from pipeline.config import load_config
-from pipeline.deploy import Context, Engine, HostRun, Release, read_hosts
+from pipeline.deploy import Context, Engine
 from pipeline.errors import ExitCode, LockHeld, PipelineError
 from pipeline.executor import Command, FakeExecutor, Result
+from pipeline.hosts import HostRun, Release, read_hosts
 from pipeline.http import FakeHttpClient, HttpRequest, HttpResponse
 from pipeline.journal import Entry, parse_journal
 from pipeline.remote import Remote, SshOptions, parse_host

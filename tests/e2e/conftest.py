@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sandboxlib import APP, SANDBOX, STATE, Project, Webhook, clean_hosts, environment, unavailable
+from sandboxlib import SANDBOX, STATE, Project, clean_hosts, make_project, unavailable
 
 
 @pytest.fixture(scope="session")
@@ -42,23 +40,9 @@ def sandbox() -> Iterator[dict[str, Any]]:
 def project(sandbox: dict[str, Any], tmp_path: Path) -> Iterator[Project]:
     """Release 1.0.0 of the example app, tagged and pushed; not deployed yet."""
     clean_hosts(sandbox)
-    origin, work = tmp_path / "origin.git", tmp_path / "work"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
-    shutil.copytree(APP, work, ignore=shutil.ignore_patterns("__pycache__"))
-    (work / "tasks.py").write_text("from pipeline.tasks import ns  # noqa: F401\n")
-    (work / ".gitignore").write_text("__pycache__/\n")
-    (work / "CHANGELOG.md").write_text(
-        f"# Changelog\n\n## [Unreleased]\n\n## [1.0.0] - {date.today()}\n\n- First release.\n"
-    )
-    webhook = Webhook()
-    p = Project(sandbox, work, origin, webhook, environment(sandbox, origin))
-    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
-    p.git("remote", "add", "origin", str(origin))
-    p.configure()  # commits everything
-    p.git("tag", "-a", "v1.0.0", "-m", "Release v1.0.0")
-    p.git("push", "-q", "origin", "main", "v1.0.0")
+    p = make_project(sandbox, tmp_path)
     yield p
-    webhook.close()
+    p.webhook.close()
     leftover = subprocess.run(["pgrep", "-f", "ControlPath=/tmp/pl-"], capture_output=True, text=True)
     for pid in leftover.stdout.split():
         os.kill(int(pid), signal.SIGTERM)

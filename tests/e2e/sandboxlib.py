@@ -226,3 +226,22 @@ def environment(sandbox: dict[str, Any], origin: Path) -> dict[str, Any]:
         ],
         "notify": [{"webhook": {"url_env": "DEPLOY_WEBHOOK"}}],
     }
+
+
+def make_project(sandbox: dict[str, Any], directory: Path) -> Project:
+    """The example app as a team's repository in ``directory``: release 1.0.0 tagged and pushed."""
+    origin, work = directory / "origin.git", directory / "work"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    shutil.copytree(APP, work, ignore=shutil.ignore_patterns("__pycache__"))
+    (work / "tasks.py").write_text("from pipeline.tasks import ns  # noqa: F401\n")
+    (work / ".gitignore").write_text("__pycache__/\n")
+    (work / "CHANGELOG.md").write_text(
+        f"# Changelog\n\n## [Unreleased]\n\n## [1.0.0] - {date.today()}\n\n- First release.\n"
+    )
+    project = Project(sandbox, work, origin, Webhook(), environment(sandbox, origin))
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    project.git("remote", "add", "origin", str(origin))
+    project.configure()  # commits everything
+    project.git("tag", "-a", "v1.0.0", "-m", "Release v1.0.0")
+    project.git("push", "-q", "origin", "main", "v1.0.0")
+    return project
