@@ -56,6 +56,7 @@ def resolve_release(
     config: PipelineConfig,
     env: ComposeEnvironment,
     version: str | None,
+    key: str = "pipeline.environments.<env>",
 ) -> Release:
     """The version and commit to deploy: ``--version`` names a release tag, else VERSION at HEAD."""
     prefix = config.checklist.tag_prefix
@@ -74,14 +75,14 @@ def resolve_release(
     if not found.ok:
         raise InputError(f"--version: no tag {ref} in this repository (git fetch --tags?)")
     commit = found.stdout.strip()
-    compose_text = _file_at(executor, root, commit, env.compose_file)
+    compose_text = _file_at(executor, root, commit, env.compose_file, f"{key}.compose_file")
     return Release(parsed, commit if env.source == "git" else None, compose_text)
 
 
-def _file_at(executor: Executor, root: Path, commit: str, path: str) -> str:
+def _file_at(executor: Executor, root: Path, commit: str, path: str, key: str) -> str:
     shown = executor.run(Command(("git", "show", f"{commit}:./{path}"), str(root)))
     if not shown.ok:
-        raise ConfigError(f"compose_file: {path} does not exist at {commit[:10]}")
+        raise ConfigError(f"{key}: {path} is not in the release (commit {commit[:10]})")
     return shown.stdout
 
 
@@ -184,7 +185,7 @@ def deploy(
         if "notify" in request.skip
         else build_notifiers(env.notify, os.environ, http, f"{key}.notify", redactor)
     )
-    release = resolve_release(executor, root, config, env, request.version)
+    release = resolve_release(executor, root, config, env, request.version, key)
     check_services(env, request.environment, release.compose_text)
     local_stages(executor, root, config, env, request)
     context = Context(http=http, who=who(os.environ), run_url=run_url(os.environ), say=say)
