@@ -174,12 +174,39 @@ def deploy(
     say: Callable[[str], None] = lambda line: print(line, flush=True),
     sleep: Callable[[float], None] | None = None,
 ) -> tuple[ExitCode, RunReport | None]:
-    """The whole pipeline for one environment; returns the exit code and the run report."""
+    """The whole pipeline for one environment; returns the exit code and the run report.
+
+    Secrets (notify credentials, a password in the repository URL) are redacted from every line
+    printed or written, and from the message of an error that escapes.
+    """
+    redactor = Redactor()
+    try:
+        return _deploy(
+            executor, http, root, config, request, lambda line: say(redactor.redact(line)), sleep, redactor
+        )
+    except PipelineError as exc:
+        exc.args = (redactor.redact(str(exc)),)
+        raise
+
+
+def _deploy(
+    executor: Executor,
+    http: HttpClient,
+    root: Path,
+    config: PipelineConfig,
+    request: DeployRequest,
+    say: Callable[[str], None],
+    sleep: Callable[[float], None] | None,
+    redactor: Redactor,
+) -> tuple[ExitCode, RunReport | None]:
+    from urllib.parse import urlsplit
+
     from pipeline.notify import Notification, build_notifiers, send_all
 
     env = without_skipped(config.environment(request.environment), request.skip)
     key = f"pipeline.environments.{request.environment}"
-    redactor = Redactor()
+    if env.repository and "://" in env.repository:
+        redactor.add(urlsplit(env.repository).password or "")
     notifiers = (
         []
         if "notify" in request.skip

@@ -291,3 +291,15 @@ def test_on_call_rolls_back_by_hand_to_the_last_release_healthy_everywhere(proje
     told = project.invoke("notify", "--env", "sandbox", "--message", "rolled back by hand")
     assert told.code == 0, told.text
     assert project.webhook.received[-1]["json"]["summary"] == "rolled back by hand"
+
+
+def test_a_password_in_the_repository_url_never_appears_in_the_plan(project: Project) -> None:
+    assert project.invoke("deploy", "--env", "sandbox").code == 0
+    project.configure(repository="https://bot:s3cret-pass@127.0.0.1:9/app.git")
+    project.release("2.0.0")
+
+    run = project.invoke("deploy", "--env", "sandbox", "--version", "2.0.0", "--dry-run")
+
+    assert run.code == 0, run.text
+    assert "config remote.origin.url https://bot:***@127.0.0.1:9/app.git" in run.out
+    assert "s3cret-pass" not in run.text
