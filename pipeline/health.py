@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pipeline.compose import Container, Project, shell_command
@@ -199,35 +200,26 @@ def check_host(
     sleep: Sleep = time.sleep,
 ) -> list[HealthResult]:
     """Every check on one host, in order (HTTP checks without ``{host}`` are left to the caller)."""
-    results = []
-    name = remote.host.label
+    results: list[HealthResult] = []
     for check in checks:
-        label = describe(check)
-        if check.kind == "http":
-            url = url_for(check, remote.host.name)
-            label = f"http {url}"
-
-            def one_http(
-                url: str = url, check: HealthCheckConfig = check, label: str = label
-            ) -> HealthResult:
-                ok, why, status, body = probe_http(check, url, version, http)
-                return HealthResult(label, name, ok, why, status=status, body=body)
-
-            results.append(run_check(check, one_http, sleep))
-        elif check.kind == "command":
-
-            def one_command(check: HealthCheckConfig = check, label: str = label) -> HealthResult:
-                ok, why = probe_command(check, remote, project, version)
-                return HealthResult(label, name, ok, why)
-
-            results.append(run_check(check, one_command, sleep))
-        else:
-
-            def one_compose(check: HealthCheckConfig = check, label: str = label) -> HealthResult:
-                ok, why, containers = probe_compose(remote, project, check.timeout)
-                return HealthResult(label, name, ok, why, containers=containers)
-
-            results.append(run_check(check, one_compose, sleep))
+        one_try = partial(_probe, check, remote, project, version, http)
+        results.append(run_check(check, one_try, sleep))
         if not results[-1].ok:
             break  # the release is failing: the other checks would only delay the rollback
     return results
+
+
+def _probe(
+    check: HealthCheckConfig, remote: Remote, project: Project, version: str, http: HttpClient
+) -> HealthResult:
+    """One try of any kind of check on one host."""
+    host = remote.host.label
+    if check.kind == "http":
+        url = url_for(check, remote.host.name)
+        ok, why, status, body = probe_http(check, url, version, http)
+        return HealthResult(f"http {url}", host, ok, why, status=status, body=body)
+    if check.kind == "command":
+        ok, why = probe_command(check, remote, project, version)
+        return HealthResult(describe(check), host, ok, why)
+    ok, why, containers = probe_compose(remote, project, check.timeout)
+    return HealthResult(describe(check), host, ok, why, containers=containers)

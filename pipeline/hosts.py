@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pipeline import compose as cmd
 from pipeline.compose import Project
+from pipeline.environments import ComposeEnvironment
 from pipeline.errors import InputError, LockHeld
+from pipeline.executor import Command, Executor
 from pipeline.journal import Entry, last_serving, parse_journal
-from pipeline.remote import Remote
+from pipeline.remote import Remote, SshOptions, close_master, parse_host
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class HostRun:
     locked: bool = False
     touched: bool = False
     target: Entry | None = None  # set by `invoke rollback`: the release to go back to
+    lock_info: str = ""  # who holds the host's deploy lock, as read before the run
 
     @property
     def name(self) -> str:
@@ -62,7 +68,10 @@ class HostRun:
 
 
 def read_hosts(hosts: Sequence[HostRun], source: str) -> None:
-    """Read-only: each host's journal, checkout commit and lock; unreachable hosts are input errors."""
+    """Read-only, one round trip per host: journal, checkout commit and lock holder.
+
+    An unreachable host is an input error (nothing was touched).
+    """
     for run in hosts:
         host = run.remote.host
         argvs = [cmd.read_file(host.journal), cmd.read_file(f"{host.lock}/info.json")]
@@ -74,10 +83,29 @@ def read_hosts(hosts: Sequence[HostRun], source: str) -> None:
                 detail = result.stderr.strip().splitlines()[-1:] or ["no answer"]
                 raise InputError(f"host {host.name} is unreachable over ssh: {detail[0]}")
         run.journal = parse_journal(results[0].stdout)
-        if results[1].stdout.strip():
-            raise LockHeld(f"{host.name}: a deploy holds the lock: {lock_holder(results[1].stdout)}")
+        run.lock_info = results[1].stdout.strip()
         if source == "git" and results[2].ok:
             run.commit = results[2].stdout.strip() or None
+
+
+def refuse_held_locks(hosts: Sequence[HostRun]) -> None:
+    """Exit 5 before anything changes when another run holds a host's lock."""
+    for run in hosts:
+        if run.lock_info:
+            raise LockHeld(f"{run.name}: a deploy holds the lock: {lock_holder(run.lock_info)}")
+
+
+@contextmanager
+def connections(env: ComposeEnvironment, executor: Executor) -> Iterator[list[HostRun]]:
+    """The environment's hosts sharing a ControlMaster directory; every master is stopped at the end."""
+    control_dir = tempfile.mkdtemp(prefix="pl-", dir="/tmp")  # socket paths must stay short
+    options = SshOptions.from_config(env.ssh, control_dir)
+    remotes = [Remote(parse_host(h), options, executor) for h in env.host_list()]
+    try:
+        yield [HostRun(r, Project.of(env, r.host.path)) for r in remotes]
+    finally:
+        executor.run_all(Command(close_master(r.host, options)) for r in remotes)
+        shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def lock_holder(info: str) -> str:

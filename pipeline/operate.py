@@ -13,10 +13,8 @@ from pipeline.environments import ComposeEnvironment
 from pipeline.errors import ExitCode, InputError, StageFailed
 from pipeline.executor import Executor
 from pipeline.health import check_host
-from pipeline.hosts import HostRun, Release, lock_holder
+from pipeline.hosts import HostRun, Release, connections, lock_holder, read_hosts
 from pipeline.http import HttpClient
-from pipeline.journal import parse_journal
-from pipeline.orchestrate import connections
 
 Say = Callable[[str], None]
 
@@ -25,15 +23,10 @@ Say = Callable[[str], None]
 def hosts_of(
     config: PipelineConfig, name: str, executor: Executor
 ) -> Iterator[tuple[ComposeEnvironment, list[HostRun]]]:
-    """The environment and its hosts with their journals read (no lock taken)."""
+    """The environment and its hosts with journals, checkouts and locks read (no lock taken)."""
     env = config.environment(name)
-    with connections(env, executor) as remotes:
-        hosts = [HostRun(r, cmd.Project.of(env, r.host.path)) for r in remotes]
-        for run in hosts:
-            result = run.remote.run(cmd.read_file(run.remote.host.journal))
-            if run.remote.unreachable(result):
-                raise InputError(f"host {run.name} is unreachable over ssh: {result.stderr.strip()}")
-            run.journal = parse_journal(result.stdout)
+    with connections(env, executor) as hosts:
+        read_hosts(hosts, env.source)
         yield env, hosts
 
 
@@ -54,9 +47,8 @@ def status(config: PipelineConfig, name: str, executor: Executor, say: Say) -> E
             say(f"{run.name}: serving {serving_now}")
             if last is not None:
                 say(f"  last: {last.event} {last.version} {last.result} by {last.who} at {last.at}")
-            lock = run.remote.run(cmd.read_file(f"{run.remote.host.lock}/info.json")).stdout
-            if lock.strip():
-                say(f"  LOCKED by {lock_holder(lock)}")
+            if run.lock_info:
+                say(f"  LOCKED by {lock_holder(run.lock_info)}")
     return ExitCode.OK
 
 
@@ -76,13 +68,11 @@ def unlock(config: PipelineConfig, name: str, executor: Executor, say: Say) -> E
     """Release a lock left by a cancelled run, saying who held it and since when."""
     with hosts_of(config, name, executor) as (_, hosts):
         for run in hosts:
-            lock = run.remote.host.lock
-            info = run.remote.run(cmd.read_file(f"{lock}/info.json")).stdout
-            if not info.strip():
+            if not run.lock_info:
                 say(f"{run.name}: not locked")
                 continue
-            run.remote.run(cmd.drop_lock(lock)).check()
-            say(f"{run.name}: released the lock held by {lock_holder(info)}")
+            run.remote.run(cmd.drop_lock(run.remote.host.lock)).check()
+            say(f"{run.name}: released the lock held by {lock_holder(run.lock_info)}")
     return ExitCode.OK
 
 

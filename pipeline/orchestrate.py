@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
-from pipeline import compose as cmd
 from pipeline.checklist import run_checks, run_stage_commands
 from pipeline.config import PipelineConfig
 from pipeline.deploy import Context, Engine
 from pipeline.environments import ComposeEnvironment
 from pipeline.errors import ChecklistFailed, ConfigError, ExitCode, InputError, PipelineError
 from pipeline.executor import Command, Executor
-from pipeline.hosts import HostRun, Release, read_hosts
+from pipeline.hosts import Release, connections, read_hosts, refuse_held_locks
 from pipeline.http import HttpClient
-from pipeline.remote import Remote, SshOptions, close_master, parse_host
 from pipeline.runreport import RunReport
 from pipeline.secrets import Redactor
 from pipeline.versions import parse_version
@@ -134,19 +130,6 @@ def local_stages(
         raise ChecklistFailed("the checks before a deploy failed", tuple(results))
 
 
-@contextmanager
-def connections(env: ComposeEnvironment, executor: Executor) -> Iterator[list[Remote]]:
-    """One Remote per host sharing a ControlMaster directory; every master is stopped at the end."""
-    control_dir = tempfile.mkdtemp(prefix="pl-", dir="/tmp")  # socket paths must stay short
-    options = SshOptions.from_config(env.ssh, control_dir)
-    remotes = [Remote(parse_host(h), options, executor) for h in env.host_list()]
-    try:
-        yield remotes
-    finally:
-        executor.run_all(Command(close_master(r.host, options)) for r in remotes)
-        shutil.rmtree(control_dir, ignore_errors=True)
-
-
 def who(env: Mapping[str, str]) -> str:
     """Who runs the deploy: the GitHub actor in CI, else the local user."""
     if env.get("GITHUB_ACTOR"):
@@ -218,11 +201,11 @@ def _deploy(
     context = Context(http=http, who=who(os.environ), run_url=run_url(os.environ), say=say)
     if sleep is not None:
         context.sleep = sleep
-    with connections(env, executor) as remotes:
-        hosts = [HostRun(r, cmd.Project.of(env, r.host.path)) for r in remotes]
+    with connections(env, executor) as hosts:
         started = time.monotonic()
         read_hosts(hosts, env.source)
         read_seconds = time.monotonic() - started
+        refuse_held_locks(hosts)
         engine = Engine(request.environment, env, release, hosts, context)
         if request.dry_run:
             say("dry run: nothing is changed on any host, and no notification is sent")

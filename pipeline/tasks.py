@@ -23,6 +23,8 @@ from pipeline.errors import ChecklistFailed, PipelineError
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
+    from pipeline.executor import Executor
+    from pipeline.http import HttpClient
 
 
 @contextmanager
@@ -150,7 +152,7 @@ def test(c: Context) -> None:
     _stage(c, "test")
 
 
-def _seams() -> tuple[object, object]:
+def _seams() -> tuple[Executor, HttpClient]:
     from pipeline.executor import LocalExecutor
     from pipeline.http import UrllibClient
 
@@ -182,7 +184,7 @@ def deploy(
 
         request = DeployRequest(env, version, validate_skip(skip or []), dry_run, report)
         executor, http = _seams()
-        code, _ = run_deploy(executor, http, _project(c), _config(c), request)  # type: ignore[arg-type]
+        code, _ = run_deploy(executor, http, _project(c), _config(c), request)
         if code:
             raise Exit(code=int(code))
 
@@ -193,7 +195,7 @@ def status(c: Context, env: str) -> None:
     with _reported_errors():
         from pipeline import operate
 
-        operate.status(_config(c), env, _seams()[0], print)  # type: ignore[arg-type]
+        operate.status(_config(c), env, _seams()[0], print)
 
 
 @task(help={"env": "The environment.", "limit": "How many entries per host (default 20)."})
@@ -202,7 +204,7 @@ def history(c: Context, env: str, limit: int = 20) -> None:
     with _reported_errors():
         from pipeline import operate
 
-        operate.history(_config(c), env, _seams()[0], print, limit)  # type: ignore[arg-type]
+        operate.history(_config(c), env, _seams()[0], print, limit)
 
 
 @task(help={"env": "The environment."})
@@ -211,7 +213,7 @@ def unlock(c: Context, env: str) -> None:
     with _reported_errors():
         from pipeline import operate
 
-        operate.unlock(_config(c), env, _seams()[0], print)  # type: ignore[arg-type]
+        operate.unlock(_config(c), env, _seams()[0], print)
 
 
 @task(help={"env": "The environment."})
@@ -221,7 +223,7 @@ def health(c: Context, env: str) -> None:
         from pipeline import operate
 
         executor, http = _seams()
-        code = operate.health(_config(c), env, executor, http, print)  # type: ignore[arg-type]
+        code = operate.health(_config(c), env, executor, http, print)
         if code:
             raise Exit(code=int(code))
 
@@ -233,7 +235,7 @@ def migrate(c: Context, env: str) -> None:
         from pipeline import operate
 
         executor, http = _seams()
-        operate.migrate(_config(c), env, executor, http, print)  # type: ignore[arg-type]
+        operate.migrate(_config(c), env, executor, http, print)
 
 
 @task(
@@ -248,7 +250,7 @@ def rollback(c: Context, env: str, to: str | None = None) -> None:
         from pipeline import operate
 
         executor, http = _seams()
-        code = operate.rollback(_config(c), env, executor, http, print, to)  # type: ignore[arg-type]
+        code = operate.rollback(_config(c), env, executor, http, print, to)
         if code:
             raise Exit(code=int(code))
 
@@ -260,7 +262,7 @@ def notify(c: Context, env: str, message: str | None = None) -> None:
         from pipeline import operate
 
         executor, http = _seams()
-        code = operate.notify(_config(c), env, executor, http, print, message)  # type: ignore[arg-type]
+        code = operate.notify(_config(c), env, executor, http, print, message)
         if code:
             raise Exit(code=int(code))
 
