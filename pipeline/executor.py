@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import IO, Protocol
 
 from pipeline.errors import CommandFailed, CommandNotFound
 
@@ -27,6 +31,11 @@ class Command:
     # In its own session, a Ctrl-C at the terminal does not reach it: a cancelled deploy lets
     # the step in flight finish, then rolls back.
     shield: bool = False
+    # Asked while the process runs; True stops it (a signal asked the deploy to stop). Not part of
+    # what the command is, so two commands differing only by it compare equal.
+    interrupt: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
+    # Without input, an open pipe rather than /dev/null: its EOF tells a remote guard the client is gone.
+    keep_stdin_open: bool = False
 
     def __str__(self) -> str:
         import shlex
@@ -42,6 +51,7 @@ class Result:
     returncode: int
     stdout: str = ""
     stderr: str = ""
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -57,6 +67,16 @@ class Result:
 
 # The exit status reported for a command killed at its timeout (as coreutils `timeout` does).
 TIMED_OUT = 124
+# The exit status reported for a command stopped by its interrupt (128 + SIGINT, as a shell does).
+INTERRUPTED = 130
+
+# How often a running command's deadline and interrupt are looked at.
+POLL_SECONDS = 0.05
+# A stopped process gets SIGTERM, then SIGKILL when it is still there after this long.
+KILL_AFTER_SECONDS = 2.0
+# After a stop, how long the output is still read once the process is gone: whatever it started
+# may hold the pipes open forever (a shell's orphaned child), and the caller asked to be done.
+DRAIN_SECONDS = 1.0
 
 
 class Executor(Protocol):
@@ -80,42 +100,164 @@ class LocalExecutor:
 
     def run_all(self, commands: Iterable[Command]) -> list[Result]:
         """Start every command, then collect each: git answers several questions in parallel."""
-        started = [(command, self._start(command)) for command in commands]
-        results = []
-        for command, process in started:
-            try:
-                out, err = process.communicate(command.stdin, timeout=command.timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                out, err = process.communicate()
-                err = f"{err or ''}timed out after {command.timeout:g} s"
-                results.append(Result(command, TIMED_OUT, out or "", err))
-                continue
-            results.append(Result(command, process.returncode, out or "", err or ""))
-        return results
-
-    @staticmethod
-    def _start(command: Command) -> subprocess.Popen[str]:
-        env = {**os.environ, **command.env} if command.env else None
+        jobs: list[_Job] = []
         try:
-            return subprocess.Popen(
-                command.argv,
-                cwd=command.cwd,
-                env=env,
-                stdin=subprocess.PIPE if command.stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE if command.capture else None,
-                stderr=subprocess.PIPE if command.capture else None,
-                text=True,
-                start_new_session=command.shield,
-                encoding="utf-8",
-                errors="replace",
-            )
-        except FileNotFoundError as exc:
-            raise CommandNotFound(
-                f"`{command.argv[0]}` is not installed or not on PATH"
-                if exc.filename == command.argv[0]
-                else f"directory {command.cwd!r} does not exist"
-            ) from None
+            for command in commands:
+                jobs.append(_Job(command))
+        except BaseException:
+            for job in jobs:
+                job.kill()
+            raise
+        pending = list(jobs)
+        while pending:
+            pending = [job for job in pending if not job.step()]
+            if pending:
+                # Blocks on one process at a time, but never longer than a poll: the others' deadlines
+                # and interrupts are looked at again right after.
+                pending[0].wait(POLL_SECONDS)
+        return [job.result() for job in jobs]
+
+
+class _Job:
+    """One started process: its output read by threads, its deadline and interrupt watched."""
+
+    def __init__(self, command: Command) -> None:
+        self.command = command
+        self.process = _start(command)
+        self.started = time.monotonic()
+        self.out: list[bytes] = []
+        self.err: list[bytes] = []
+        # Threads read the pipes, so a process writing more than a pipe holds never blocks on us
+        # while we look at the clock.
+        self.readers = [
+            _thread(_read, stream, chunks)
+            for stream, chunks in ((self.process.stdout, self.out), (self.process.stderr, self.err))
+            if stream is not None
+        ]
+        if command.stdin is not None and self.process.stdin is not None:
+            _thread(_feed, self.process.stdin, command.stdin.encode("utf-8", "replace"))
+        self.stop: str | None = None
+        self.stopped_at = 0.0
+        self.killed = False
+        self.exited_at: float | None = None
+
+    def step(self) -> bool:
+        """Look at the process once: stop it when due; whether it is done (exited, output read)."""
+        now = time.monotonic()
+        code = self.process.poll()
+        if code is not None and self.exited_at is None:
+            self.exited_at = now
+            if self.command.keep_stdin_open and self.process.stdin is not None:
+                self.process.stdin.close()
+        if code is not None and not any(t.is_alive() for t in self.readers):
+            return True
+        if self.stop is None:
+            timeout = self.command.timeout
+            if timeout is not None and now - self.started >= timeout:
+                self.stop = "timed out"
+            elif self.command.interrupt is not None and self.command.interrupt():
+                self.stop = "interrupted"
+            if self.stop is not None:
+                self.stopped_at = now
+                if code is None:
+                    self._signal(signal.SIGTERM)
+        elif code is None and not self.killed and now - self.stopped_at >= KILL_AFTER_SECONDS:
+            self.killed = True
+            self._signal(signal.SIGKILL)
+        return (
+            self.stop is not None
+            and self.exited_at is not None
+            and now - max(self.exited_at, self.stopped_at) >= DRAIN_SECONDS
+        )
+
+    def wait(self, seconds: float) -> None:
+        """Block until the process ends and its output is read, or for ``seconds`` at most."""
+        until = time.monotonic() + seconds
+        if self.process.returncode is None:
+            try:
+                self.process.wait(seconds)
+            except subprocess.TimeoutExpired:
+                return
+        for reader in self.readers:
+            reader.join(max(0.0, until - time.monotonic()))
+
+    def kill(self) -> None:
+        """Kill and reap it at once (another command of the batch could not even start)."""
+        self._signal(signal.SIGKILL)
+        self.process.wait()
+        if self.command.keep_stdin_open and self.process.stdin is not None:
+            self.process.stdin.close()
+
+    def result(self) -> Result:
+        """The Result, with what was read so far and the reason when it was stopped."""
+        out, err = _text(self.out), _text(self.err)
+        if self.stop is None:
+            return Result(self.command, self.process.returncode, out, err)
+        note = "interrupted" if self.stop == "interrupted" else f"timed out after {self.command.timeout:g} s"
+        if err and not err.endswith("\n"):
+            err += "\n"
+        code = INTERRUPTED if self.stop == "interrupted" else TIMED_OUT
+        return Result(self.command, code, out, err + note, interrupted=self.stop == "interrupted")
+
+    def _signal(self, sig: signal.Signals) -> None:
+        try:
+            if self.command.shield:
+                # Its own session is its own process group: whatever it started goes too.
+                os.killpg(self.process.pid, sig)
+            else:
+                self.process.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+
+def _start(command: Command) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **command.env} if command.env else None
+    piped = command.stdin is not None or command.keep_stdin_open
+    try:
+        return subprocess.Popen(
+            command.argv,
+            cwd=command.cwd,
+            env=env,
+            stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if command.capture else None,
+            stderr=subprocess.PIPE if command.capture else None,
+            start_new_session=command.shield,
+        )
+    except FileNotFoundError as exc:
+        raise CommandNotFound(
+            f"`{command.argv[0]}` is not installed or not on PATH"
+            if exc.filename == command.argv[0]
+            else f"directory {command.cwd!r} does not exist"
+        ) from None
+
+
+def _thread(target: Callable[..., None], *args: object) -> threading.Thread:
+    # Daemon: a reader left behind on a pipe something else holds open must not keep Python alive.
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def _read(stream: IO[bytes], chunks: list[bytes]) -> None:
+    try:
+        while chunk := os.read(stream.fileno(), 65536):
+            chunks.append(chunk)
+    finally:
+        stream.close()
+
+
+def _feed(stream: IO[bytes], data: bytes) -> None:
+    # The process may exit (or be stopped) without reading all its input: that is its business.
+    with contextlib.suppress(BrokenPipeError):
+        stream.write(data)
+    with contextlib.suppress(BrokenPipeError):
+        stream.close()
+
+
+def _text(chunks: list[bytes]) -> str:
+    # As subprocess's text mode does: UTF-8 with replacement, universal newlines.
+    text = b"".join(list(chunks)).decode("utf-8", "replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 Handler = Callable[[Command], Result]

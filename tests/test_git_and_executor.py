@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pipeline import git
 from pipeline.errors import CommandFailed, CommandNotFound
-from pipeline.executor import Command, FakeExecutor, LocalExecutor, Result
+from pipeline.executor import INTERRUPTED, TIMED_OUT, Command, FakeExecutor, LocalExecutor, Result
 
 HERE = Path("/repo")
 
@@ -126,3 +128,101 @@ def test_commands_print_as_copyable_shell() -> None:
     assert str(Command(("git", "commit", "-m", "chore(release): v1.0.0"))) == (
         "git commit -m 'chore(release): v1.0.0'"
     )
+
+
+def after(seconds: float) -> Callable[[], bool]:
+    """An interrupt that asks to stop once ``seconds`` have passed (as a signal handler's flag would)."""
+    when = time.monotonic() + seconds
+    return lambda: time.monotonic() >= when
+
+
+def test_a_command_past_its_timeout_is_stopped_and_keeps_what_it_wrote() -> None:
+    script = "echo partial; echo trace >&2; exec sleep 30"
+    start = time.monotonic()
+    result = LocalExecutor().run(Command(("sh", "-c", script), timeout=0.5))
+    assert time.monotonic() - start < 1.5
+    assert (result.returncode, result.interrupted) == (TIMED_OUT, False)
+    assert result.stdout == "partial\n"
+    assert result.stderr == "trace\ntimed out after 0.5 s"
+
+
+def test_an_interrupt_stops_a_running_command_within_a_poll() -> None:
+    start = time.monotonic()
+    result = LocalExecutor().run(Command(("sleep", "30"), interrupt=after(0.3)))
+    assert time.monotonic() - start < 0.6
+    assert (result.returncode, result.interrupted, result.stderr) == (INTERRUPTED, True, "interrupted")
+
+
+def test_a_command_that_ignores_sigterm_is_killed_two_seconds_later() -> None:
+    script = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('up', flush=True); time.sleep(30)"
+    )
+    start = time.monotonic()
+    result = LocalExecutor().run(Command((sys.executable, "-c", script), interrupt=after(0.3)))
+    assert 2.2 < time.monotonic() - start < 2.9
+    assert (result.returncode, result.stdout) == (INTERRUPTED, "up\n")
+
+
+def test_an_interrupt_and_a_timeout_stop_a_shielded_command_and_what_it_started() -> None:
+    start = time.monotonic()
+    result = LocalExecutor().run(Command(("sh", "-c", "sleep 30; echo never"), shield=True, timeout=0.3))
+    assert time.monotonic() - start < 1.0
+    assert (result.returncode, result.stdout) == (TIMED_OUT, "")
+
+
+def test_output_held_open_by_an_orphan_is_given_up_a_second_after_the_deadline() -> None:
+    start = time.monotonic()
+    result = LocalExecutor().run(Command(("sh", "-c", "sleep 3 & echo started"), timeout=0.3))
+    assert time.monotonic() - start < 1.6
+    assert (result.returncode, result.stdout) == (TIMED_OUT, "started\n")
+
+
+def test_a_stdin_kept_open_is_only_closed_once_the_process_is_gone() -> None:
+    start = time.monotonic()
+    held = LocalExecutor().run(Command(("cat",), keep_stdin_open=True, interrupt=after(0.5)))
+    assert time.monotonic() - start >= 0.5
+    assert held.interrupted
+    start = time.monotonic()
+    closed = LocalExecutor().run(Command(("cat",), interrupt=after(0.5)))
+    assert time.monotonic() - start < 0.3
+    assert (closed.returncode, closed.interrupted) == (0, False)
+
+
+def test_input_is_fed_whole_and_a_megabyte_of_output_is_read_whole() -> None:
+    data = "".join(f"line {i}\n" for i in range(200_000))
+    script = "import sys; d = sys.stdin.read(); sys.stdout.write(d); sys.stderr.write(d[:70000])"
+    result = LocalExecutor().run(Command((sys.executable, "-c", script), stdin=data, timeout=5))
+    assert len(data) > 1024 * 1024
+    assert (result.returncode, result.stdout, result.stderr) == (0, data, data[:70000])
+
+
+def test_output_keeps_the_text_modes_decoding() -> None:
+    script = "import sys; sys.stdout.buffer.write(b'a\\r\\nb\\rc\\xff\\n')"
+    assert LocalExecutor().run(Command((sys.executable, "-c", script))).stdout == "a\nb\nc\ufffd\n"
+
+
+def test_run_all_runs_the_commands_at_once_and_answers_in_order() -> None:
+    commands = [Command(("sh", "-c", f"sleep 0.5; echo {i}")) for i in range(3)]
+    start = time.monotonic()
+    results = LocalExecutor().run_all(commands)
+    assert time.monotonic() - start < 1.2
+    assert [r.stdout for r in results] == ["0\n", "1\n", "2\n"]
+
+
+def test_one_timeout_in_a_batch_does_not_cut_the_others_short() -> None:
+    slow, quick = Command(("sleep", "30"), timeout=0.3), Command(("sh", "-c", "sleep 0.6; echo done"))
+    first, second = LocalExecutor().run_all([slow, quick])
+    assert (first.returncode, second.returncode, second.stdout) == (TIMED_OUT, 0, "done\n")
+
+
+def test_a_batch_with_a_missing_program_stops_what_it_had_started() -> None:
+    start = time.monotonic()
+    with pytest.raises(CommandNotFound):
+        LocalExecutor().run_all([Command(("sleep", "30")), Command(("no-such-tool",))])
+    assert time.monotonic() - start < 1.0
+
+
+def test_the_interrupt_is_not_part_of_what_a_command_is() -> None:
+    assert Command(("true",), interrupt=lambda: True) == Command(("true",))
+    assert "interrupt" not in repr(Command(("true",), interrupt=lambda: True))
