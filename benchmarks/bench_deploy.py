@@ -5,8 +5,8 @@
 Starts the sandbox if it is not up (and stops it after), makes a project from examples/app, and
 per round deploys a good release (with a migration) and a broken one (its health check fails).
 It prints, from each run's JSON report and the wall time of the `invoke deploy` process:
-  - overhead: the process's wall time minus the time of the commands it ran on the servers
-    (ssh round trips included) and of the health checks' waiting: target under 10% and under 1 s;
+  - overhead: the process's wall time minus the time during which a command ran on some server
+    (ssh round trips and the health checks' waiting included): target under 10% and under 1 s;
   - rollback: from the failed health verdict to the previous release proven healthy again, next to
     the time of the restart (`docker compose up` of the previous release): target restart + 2 s.
 """
@@ -59,7 +59,7 @@ def main() -> None:
                 good, bad = f"{n + 2}.0.0", f"{n + 2}.0.1"
                 project.release(good, "health", "ok", "migration", "good")
                 wall, t, _ = deploy(project, good, Path(tmp) / f"good{n}.json")
-                overhead = wall - t["commands"] - t.get("read_hosts", 0) - t.get("health", 0)
+                overhead = wall - t["commands"] - t.get("read_hosts", 0)
                 overheads.append(overhead)
                 shares.append(overhead / wall)
                 project.release(bad, "health", "fail")

@@ -25,13 +25,15 @@ class Project:
     name: str
     variable: str
     source: str
+    releases: str  # where image releases keep their compose files (in the host's state directory)
 
     @classmethod
     def of(cls, env: ComposeEnvironment, path: str) -> Project:
         """The project of an environment at a host's app path."""
         derived = re.sub(r"[^a-z0-9_-]", "", PurePosixPath(path).name.lower()).lstrip("_-")
         name = env.project or derived or "app"
-        return cls(path, env.compose_file, name, env.version_variable, env.source)
+        releases = f"{state_dir_of(path, env.state_dir)}/releases"
+        return cls(path, env.compose_file, name, env.version_variable, env.source, releases)
 
     def file_for(self, version: str) -> str:
         """The compose file of a release: in the checkout, or uploaded under ``releases/``."""
@@ -41,7 +43,7 @@ class Project:
 
     def release_dir(self, version: str) -> str:
         """Where an image release keeps its compose file."""
-        return f"{self.path}/.pipeline/releases/{version}"
+        return f"{self.releases}/{version}"
 
     def compose(self, version: str, *args: str) -> tuple[str, ...]:
         """``docker compose`` for a release, its version in the variable the file reads."""
@@ -62,14 +64,17 @@ class Project:
         """Pull the release's images."""
         return self.compose(version, "pull", "--quiet")
 
-    def down(self, version: str) -> tuple[str, ...]:
-        """Stop and remove the project's containers."""
-        return self.compose(version, "down", "--remove-orphans")
+    def down(self) -> tuple[str, ...]:
+        """Stop and remove the project's containers, found by its name (its files may be missing)."""
+        return ("docker", "compose", "-p", self.name, "down", "--remove-orphans")
 
-    def in_service(self, version: str, service: str, argv: Sequence[str], mode: str) -> tuple[str, ...]:
-        """Run argv in a service: ``exec`` in its running container, or a one-off ``run``."""
+    def in_service(
+        self, version: str, service: str, argv: Sequence[str], mode: str, name: str = ""
+    ) -> tuple[str, ...]:
+        """Run argv in a service: ``exec`` in its running container, or a one-off ``run`` (``name``d)."""
         if mode == "run":
-            return self.compose(version, "run", "--rm", "--no-deps", "-T", service, *argv)
+            named = ("--name", name) if name else ()
+            return self.compose(version, "run", "--rm", "--no-deps", "-T", *named, service, *argv)
         return self.compose(version, "exec", "-T", service, *argv)
 
     def logs(self, version: str, services: Sequence[str], tail: int = 200) -> tuple[str, ...]:
@@ -81,9 +86,10 @@ class Project:
         return self.compose(version, "ps", "--all", "--format", "json")
 
 
-def git_current(path: str) -> tuple[str, ...]:
-    """The commit the checkout is at (fails when there is none)."""
-    return ("git", "-C", path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+def state_dir_of(path: str, configured: str = "") -> str:
+    """The pipeline's directory on a host: beside the app (``/srv/app.pipeline``), never inside its
+    build context, unless configured."""
+    return configured or f"{path.rstrip('/')}.pipeline"
 
 
 def git_prepare(path: str, repository: str) -> list[tuple[str, ...]]:
@@ -115,24 +121,9 @@ def write_file(path: str) -> tuple[str, ...]:
     return ("tee", path)
 
 
-def append_file(path: str) -> tuple[str, ...]:
-    """Append stdin to a file."""
-    return ("tee", "-a", path)
-
-
-def read_file(path: str) -> tuple[str, ...]:
-    """Print a file; absent files print nothing and succeed (``cat`` of the glob-free path list)."""
-    return ("find", path, "-maxdepth", "0", "-type", "f", "-exec", "cat", "{}", "+")
-
-
-def take_lock(path: str) -> tuple[str, ...]:
-    """``mkdir`` fails when the lock is held: the atomic test-and-set of a deploy lock."""
-    return ("mkdir", path)
-
-
-def drop_lock(path: str) -> tuple[str, ...]:
-    """Release the lock directory and its info file."""
-    return ("rm", "-rf", "--", path)
+def drop_lock(*paths: str) -> tuple[str, ...]:
+    """Release the lock (a file, or the directory of an older version)."""
+    return ("rm", "-rf", "--", *paths)
 
 
 def shell_command(text: str, revision: str = "") -> tuple[str, ...]:

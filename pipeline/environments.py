@@ -29,17 +29,20 @@ class SshConfig(Section, frozen=True):
     strict_host_key_checking: bool = True
     connect_timeout: int = 10
     control_persist: int = 60
+    keepalive: int = 5  # seconds between keepalives; three missed ones end a dead link
 
 
 class MigrateConfig(Section, frozen=True):
-    """Migrations: commands run in a compose service, on one host (the database is shared)."""
+    """Migrations: commands run in a compose service, once for a shared database or on every host."""
 
     service: str
     command: str = "alembic upgrade head"
     current: str = "alembic current"
     downgrade: str = "alembic downgrade {revision}"
+    heads: str = "alembic heads"
     run: Literal["exec", "run"] = "exec"
-    host: int = 0
+    database: Literal["shared", "per_host"] = "shared"
+    host: int = 0  # where a shared database is migrated from
 
 
 class HealthCheckConfig(Section, frozen=True):
@@ -91,6 +94,20 @@ class NotifyConfig(Section, frozen=True):
     webhook: WebhookConfig | None = None
 
 
+class DeadlinesConfig(Section, frozen=True):
+    """Seconds each stage may take on a host; a command still running then is stopped."""
+
+    read: float = 30.0
+    lock: float = 30.0
+    deploy: float = 900.0
+    migrate: float = 600.0
+    health: float = 600.0
+    evidence: float = 30.0
+    restore: float = 600.0
+    record: float = 30.0
+    cancel_grace: float = 2.0  # how long a signal lets the step in flight run on
+
+
 class ComposeEnvironment(Section, frozen=True):
     """An environment deployed with ``docker compose`` over SSH."""
 
@@ -107,6 +124,11 @@ class ComposeEnvironment(Section, frozen=True):
     health: tuple[HealthCheckConfig, ...] = ()
     notify: tuple[NotifyConfig, ...] = ()
     preflight: bool = True
+    strategy: Literal["parallel", "rolling"] = "parallel"
+    batch_size: int = 1
+    max_failed_hosts: int = 0
+    deadlines: DeadlinesConfig = DeadlinesConfig()
+    state_dir: str = ""  # journal, lock and release files; default: beside path, outside its build context
 
     def host_list(self) -> tuple[HostConfig, ...]:
         """Every host as a HostConfig with its app path filled in."""
@@ -156,12 +178,41 @@ def environment_problems(name: str, env: ComposeEnvironment) -> list[str]:
         problems.append(f"{at}.version_variable: {env.version_variable!r} is not a variable name")
     if env.repository and (env.repository.startswith("-") or any(c.isspace() for c in env.repository)):
         problems.append(f"{at}.repository: {env.repository!r} is not a git URL")
+    if env.state_dir and (not _PATH.match(env.state_dir) or _inside(env.state_dir, env.path)):
+        problems.append(f"{at}.state_dir: {env.state_dir!r} must be an absolute path outside path")
+    problems.extend(_fleet_problems(at, env))
     if env.migrate is not None:
         problems.extend(_migrate_problems(f"{at}.migrate", env.migrate, len(env.hosts)))
     for i, check in enumerate(env.health):
         problems.extend(_health_problems(f"{at}.health[{i}]", check))
     for i, channel in enumerate(env.notify):
         problems.extend(_notify_problems(f"{at}.notify[{i}]", channel))
+    return problems
+
+
+def _inside(path: str, parent: str) -> bool:
+    return path.rstrip("/") == parent.rstrip("/") or path.startswith(parent.rstrip("/") + "/")
+
+
+def _fleet_problems(at: str, env: ComposeEnvironment) -> list[str]:
+    """Strategy, tolerance, deadlines and ssh numbers within their ranges."""
+    problems = []
+    if not 1 <= env.batch_size <= 1000:
+        problems.append(f"{at}.batch_size: {env.batch_size} must be between 1 and 1000")
+    if not 0 <= env.max_failed_hosts < max(len(env.hosts), 1):
+        problems.append(
+            f"{at}.max_failed_hosts: {env.max_failed_hosts} must be 0 or more, and fewer than the hosts"
+        )
+    for field in msgspec.structs.fields(DeadlinesConfig):
+        value = getattr(env.deadlines, field.name)
+        if not 0 < value <= 86400 or value != value:
+            problems.append(
+                f"{at}.deadlines.{field.name}: {value} must be more than 0 and at most 86400 seconds"
+            )
+    for key, low, high in (("connect_timeout", 1, 300), ("keepalive", 1, 300), ("control_persist", 1, 3600)):
+        value = getattr(env.ssh, key)
+        if not low <= value <= high:
+            problems.append(f"{at}.ssh.{key}: {value} must be between {low} and {high}")
     return problems
 
 
@@ -176,7 +227,7 @@ def _migrate_problems(at: str, migrate: MigrateConfig, hosts: int) -> list[str]:
     problems = []
     if not _SERVICE.match(migrate.service):
         problems.append(f"{at}.service: {migrate.service!r} is not a service name")
-    for key in ("command", "current", "downgrade"):
+    for key in ("command", "current", "downgrade", "heads"):
         problems.extend(_command_problems(f"{at}.{key}", getattr(migrate, key)))
     if "{revision}" not in migrate.downgrade:
         problems.append(f"{at}.downgrade: must contain {{revision}}, the revision to go back to")

@@ -71,3 +71,29 @@ class LockHeld(PipelineError):
     """Another run holds the deploy lock."""
 
     exit_code = ExitCode.LOCKED
+
+
+class StageError(PipelineError):
+    """A step on a unit failed; the engine rolls back. ``output`` is what the failed command said."""
+
+    exit_code = ExitCode.ROLLED_BACK
+
+    def __init__(self, stage: str, message: str, unit: str = "", output: str = "") -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.unit = unit
+        self.output = output
+
+
+class DeadlineExceeded(StageError):
+    """A step did not finish within its stage's deadline; it was stopped."""
+
+
+class Cancelled(PipelineError):
+    """A signal (SIGTERM, Ctrl-C) asked the run to stop; the engine rolls back what it touched."""
+
+    exit_code = ExitCode.ROLLED_BACK
+
+
+class NotRecorded(InputError):
+    """A rollback would need a database revision that no journal recorded: it refuses to guess."""

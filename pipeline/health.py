@@ -7,8 +7,10 @@ deadline); sleeping is injected so that tests never sleep.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,9 +69,24 @@ def probe_http(
         return False, f"answered {response.status}, expected {check.status}", response.status, body
     if check.contains and check.contains not in response.body:
         return False, f"the body does not contain {check.contains!r}", response.status, body
-    if check.expect_version and version not in response.body:
-        return False, f"the body does not mention version {version}", response.status, body
+    if check.expect_version and not mentions_version(response.body, version):
+        return False, f"the body does not report version {version}", response.status, body
     return True, f"answered {response.status}", response.status, body
+
+
+def mentions_version(body: str, version: str) -> bool:
+    """Whether a response reports exactly ``version``: a JSON ``version`` field equal to it, else the
+    version as a whole word (``1.0.0`` is not in ``1.0.0-rc.1``, ``2.0.0`` is not in ``12.0.0``)."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        data = None
+    if isinstance(data, dict) and "version" in data:
+        return str(data["version"]).strip().removeprefix("v") == version
+    word = re.escape(version)
+    return re.search(rf"(?<![0-9A-Za-z.+-])v?{word}(?![0-9A-Za-z.+-])", body) is not None
 
 
 def probe_command(
@@ -139,26 +156,34 @@ def _container(attrs: dict[str, Any]) -> Container:
     )
 
 
+_PATH_GUARD = threading.Lock()  # PATH is the process's: one host's docker client at a time
+
+
 class _ssh_on_path:
     """Puts an ``ssh`` wrapper with the run's options first on PATH while the SDK connects."""
 
     def __init__(self, remote: Remote) -> None:
         self.remote = remote
-        self.saved = os.environ.get("PATH", "")
+        self.directory = os.path.join(remote.options.control_dir, "bin")
+        self.saved = ""
 
     def __enter__(self) -> None:
-        real = shutil.which("ssh") or "/usr/bin/ssh"
-        directory = os.path.join(self.remote.options.control_dir, "bin")
-        os.makedirs(directory, exist_ok=True)
-        wrapper = os.path.join(directory, "ssh")
+        # Held until __exit__ restores PATH: a second host's wrapper must never find this one as
+        # its "real" ssh (it would run itself forever).
+        _PATH_GUARD.acquire()
+        self.saved = os.environ.get("PATH", "")
+        real = shutil.which("ssh", path=self.saved) or "/usr/bin/ssh"
+        os.makedirs(self.directory, exist_ok=True)
+        wrapper = os.path.join(self.directory, "ssh")
         options = shlex.join([real, *self.remote.options.client_args()])
         with open(wrapper, "w", encoding="utf-8") as handle:
             handle.write(f'#!/bin/sh\nexec {options} "$@"\n')
         os.chmod(wrapper, 0o700)
-        os.environ["PATH"] = f"{directory}{os.pathsep}{self.saved}"
+        os.environ["PATH"] = f"{self.directory}{os.pathsep}{self.saved}"
 
     def __exit__(self, *exc: object) -> None:
         os.environ["PATH"] = self.saved
+        _PATH_GUARD.release()
 
 
 def run_check(

@@ -14,11 +14,11 @@ import msgspec
 
 from pipeline.checklist import run_checks, run_stage_commands
 from pipeline.config import PipelineConfig
-from pipeline.deploy import Context, Engine
+from pipeline.engine.run import Context
+from pipeline.engine.values import Release
 from pipeline.environments import ComposeEnvironment
 from pipeline.errors import ChecklistFailed, ConfigError, ExitCode, InputError, PipelineError
 from pipeline.executor import Command, Executor
-from pipeline.hosts import Release, connections, read_hosts, refuse_held_locks
 from pipeline.http import HttpClient
 from pipeline.runreport import RunReport
 from pipeline.secrets import Redactor
@@ -36,6 +36,7 @@ class DeployRequest:
     skip: tuple[str, ...] = ()
     dry_run: bool = False
     report_file: str | None = None
+    lock_wait: float = 0.0
 
 
 def validate_skip(skip: Sequence[str]) -> tuple[str, ...]:
@@ -140,6 +141,20 @@ def who(env: Mapping[str, str]) -> str:
         return "unknown"
 
 
+def new_context(say: Callable[[str], None]) -> Context:
+    """Who runs, the CI run's URL, and a debug log for the traceback of an internal error."""
+    import socket
+    import tempfile
+    import uuid
+
+    run_id = uuid.uuid4().hex[:12]
+    debug_log = os.path.join(tempfile.gettempdir(), f"pipeline-{run_id}.log")
+    return Context(
+        who=who(os.environ), run_url=run_url(os.environ), say=say, debug_log=debug_log,
+        runner=socket.gethostname(), run_id=run_id,
+    )  # fmt: skip
+
+
 def run_url(env: Mapping[str, str]) -> str:
     """The CI run's URL, when there is one."""
     keys = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
@@ -198,32 +213,46 @@ def _deploy(
     release = resolve_release(executor, root, config, env, request.version, key)
     check_services(env, request.environment, release.compose_text)
     local_stages(executor, root, config, env, request)
-    context = Context(http=http, who=who(os.environ), run_url=run_url(os.environ), say=say)
-    if sleep is not None:
-        context.sleep = sleep
-    with connections(env, executor) as hosts:
+    from pipeline.engine.plan import render_plan
+    from pipeline.engine.run import Engine
+    from pipeline.targets.compose import ComposeTarget, policy_of
+
+    context = new_context(say)
+    policy = policy_of(env)
+    with ComposeTarget.connect(env, executor, http, *([sleep] if sleep else [])) as target:
+        engine = Engine(request.environment, target, policy, context)
         started = time.monotonic()
-        read_hosts(hosts, env.source)
+        states = engine.wait_for_locks(request.lock_wait) if request.lock_wait else engine.read()
         read_seconds = time.monotonic() - started
-        refuse_held_locks(hosts)
-        engine = Engine(request.environment, env, release, hosts, context)
+        engine.refuse_locks(states)
         if request.dry_run:
             say("dry run: nothing is changed on any host, and no notification is sent")
+            revisions = {}
             if env.migrate and env.migrate.run == "exec":
-                with suppress(PipelineError):  # read-only; with nothing running it is read after `up`
-                    engine.report.db_before = engine.read_revision()
-                    engine.revision_known = True
-            say(redactor.redact("\n".join(engine.plan())))
+                # Read-only, through the release each database's host serves now.
+                for unit in target.databases():
+                    serving = next(s.serving for s in states if s.name == unit)
+                    if serving is not None:
+                        with suppress(PipelineError):
+                            call = engine.call("read", unit, shielded=True)
+                            revisions[unit] = target.revision(
+                                unit, Release(serving.version, serving.commit), call
+                            )
+            say(
+                redactor.redact(
+                    "\n".join(render_plan(request.environment, target, policy, release, states, revisions))
+                )
+            )
             if notifiers:
                 say("notify: " + ", ".join(n.name for n in notifiers))
             return ExitCode.OK, None
-        report = engine.execute()
+        report = engine.deploy(release, states)
         report.timings["read_hosts"] = round(read_seconds, 3)
     if notifiers:
         notification = Notification(
             environment=request.environment, version=release.version, outcome=report.outcome,
             summary=report.summary(), details=tuple(report.details()), run_url=context.run_url,
-            report=report.to_data(),
+            report=redactor.redact_data(report.to_data()),
         )  # fmt: skip
         report.notified = send_all(notifiers, notification, redactor)
     say(redactor.redact(report.render_text()))

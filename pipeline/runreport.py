@@ -16,9 +16,13 @@ from pipeline.health import HealthResult
 OUTCOMES = {
     "deployed": ExitCode.OK,
     "noop": ExitCode.OK,
+    "restored": ExitCode.OK,  # `invoke rollback` brought the release back
+    "migrated": ExitCode.OK,
     "rolled_back": ExitCode.ROLLED_BACK,
     "cancelled": ExitCode.ROLLED_BACK,
+    "migrate_failed": ExitCode.ROLLED_BACK,
     "rollback_failed": ExitCode.ROLLBACK_FAILED,
+    "record_failed": ExitCode.ROLLBACK_FAILED,
 }
 
 
@@ -58,6 +62,12 @@ class RunReport:
     rollback: list[StageResult] = field(default_factory=list)
     db_before: str | None = None
     db_after: str | None = None
+    db_end: str | None = None
+    databases: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)  # each unit's fate
+    run: str = ""
+    who: str = ""
+    debug_log: str = ""
     notified: list[tuple[str, str | None]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -76,6 +86,11 @@ class RunReport:
             "cancelled": f"deploy of {self.version} cancelled ({self.reason}); rolled back to {previous}",
             "rollback_failed": f"{self.version} failed ({self.reason}) and the ROLLBACK FAILED: "
             "a human is needed now",
+            "restored": f"{self.environment}: {self.reason}; {self.version} no longer serves",
+            "migrated": f"{self.environment} migrated: {self.db_before} -> {self.db_after}",
+            "migrate_failed": f"the migration of {self.environment} failed ({self.reason})",
+            "record_failed": f"{self.version}: {self.reason}: the JOURNAL WAS NOT WRITTEN, "
+            "a human is needed now",
         }
         return lines.get(self.outcome, f"{self.version}: {self.outcome} {self.reason}")
 
@@ -89,6 +104,12 @@ class RunReport:
     def details(self) -> list[str]:
         """The lines under the summary: stages, failed checks, evidence excerpts, rollback."""
         lines = [_stage_line(s) for s in self.stages]
+        if self.units and any(fate != "deployed" for fate in self.units.values()):
+            lines += [f"unit {name}: {fate}" for name, fate in self.units.items()]
+        for name, db in self.databases.items():
+            where = f" [{name}]" if len(self.databases) > 1 else ""
+            moves = " -> ".join(str(db.get(k) or "?") for k in ("before", "after", "end") if k in db)
+            lines.append(f"database{where}: {moves}")
         lines += [
             f"health {r.host}: {r.check}: {r.detail}" + (f" (body: {_first(r.body)})" if r.body else "")
             for r in self.health
@@ -101,6 +122,8 @@ class RunReport:
             excerpt = item.text.strip().splitlines()[-10:]
             lines.append(f"{item.kind} from {item.host} (last {len(excerpt)} lines):")
             lines += [f"  | {ln}" for ln in excerpt]
+        if self.debug_log:
+            lines.append(f"traceback of the internal error: {self.debug_log}")
         return lines
 
     def render_text(self) -> str:

@@ -167,6 +167,7 @@ def _seams() -> tuple[Executor, HttpClient]:
         "skip": "A stage to skip: preflight, lint, test, migrate, health or notify (repeatable).",
         "dry-run": "Print every command on every host, and the rollback plan; change nothing.",
         "report": "Write the run report as JSON to this file.",
+        "lock-wait": "Wait up to this many seconds for another deploy's lock (default: refuse at once).",
     },
 )
 def deploy(
@@ -176,13 +177,18 @@ def deploy(
     skip: list[str] | None = None,
     dry_run: bool = False,
     report: str | None = None,
+    lock_wait: float = 0.0,
 ) -> None:
     """Deploy: preflight, lint, test, deploy, migrate, health-check, notify; roll back on failure."""
     with _reported_errors():
         from pipeline.orchestrate import DeployRequest, validate_skip
         from pipeline.orchestrate import deploy as run_deploy
 
-        request = DeployRequest(env, version, validate_skip(skip or []), dry_run, report)
+        if not 0 <= lock_wait <= 86400:
+            from pipeline.errors import InputError
+
+            raise InputError(f"--lock-wait: {lock_wait:g} must be between 0 and 86400 seconds")
+        request = DeployRequest(env, version, validate_skip(skip or []), dry_run, report, lock_wait)
         executor, http = _seams()
         code, _ = run_deploy(executor, http, _project(c), _config(c), request)
         if code:
@@ -245,7 +251,7 @@ def migrate(c: Context, env: str) -> None:
     }
 )
 def rollback(c: Context, env: str, to: str | None = None) -> None:
-    """Go back to the last release healthy on every host (or --to): downgrade, restore, check."""
+    """Finish an interrupted deploy, or go back to the last release healthy on every host (or --to)."""
     with _reported_errors():
         from pipeline import operate
 

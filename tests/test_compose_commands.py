@@ -26,7 +26,7 @@ GIT_BASE = (*BASE, "-f", "/srv/app/compose.yaml", "-p", "app")
 
 def test_the_project_name_is_the_configured_one() -> None:
     project = Project.of(environment(project="shop", version_variable="TAG"), "/srv/app")
-    assert project == Project("/srv/app", "compose.yaml", "shop", "TAG", "git")
+    assert project == Project("/srv/app", "compose.yaml", "shop", "TAG", "git", "/srv/app.pipeline/releases")
 
 
 @pytest.mark.parametrize(
@@ -47,14 +47,14 @@ def test_a_git_release_uses_the_compose_file_in_the_checkout() -> None:
 
 
 def test_an_image_release_uses_the_compose_file_uploaded_under_its_release_directory() -> None:
-    assert IMAGE.release_dir("2.0.0") == "/srv/app/.pipeline/releases/2.0.0"
-    assert IMAGE.file_for("2.0.0") == "/srv/app/.pipeline/releases/2.0.0/compose.prod.yaml"
+    assert IMAGE.release_dir("2.0.0") == "/srv/app.pipeline/releases/2.0.0"
+    assert IMAGE.file_for("2.0.0") == "/srv/app.pipeline/releases/2.0.0/compose.prod.yaml"
 
 
 def test_compose_passes_the_version_in_its_variable_and_names_directory_file_and_project() -> None:
     assert GIT.compose("2.0.0", "config") == (*GIT_BASE, "config")
     assert IMAGE.compose("2.0.0", "config") == (
-        *BASE, "-f", "/srv/app/.pipeline/releases/2.0.0/compose.prod.yaml", "-p", "app", "config",
+        *BASE, "-f", "/srv/app.pipeline/releases/2.0.0/compose.prod.yaml", "-p", "app", "config",
     )  # fmt: skip
 
 
@@ -65,7 +65,7 @@ def test_up_builds_only_when_asked() -> None:
 
 def test_pull_down_logs_and_ps() -> None:
     assert GIT.pull("2.0.0") == (*GIT_BASE, "pull", "--quiet")
-    assert GIT.down("2.0.0") == (*GIT_BASE, "down", "--remove-orphans")
+    assert GIT.down() == ("docker", "compose", "-p", "app", "down", "--remove-orphans")
     assert GIT.logs("2.0.0", []) == (*GIT_BASE, "logs", "--no-color", "--timestamps", "--tail", "200")
     assert GIT.logs("2.0.0", ["web", "db"], tail=5) == (
         *GIT_BASE, "logs", "--no-color", "--timestamps", "--tail", "5", "web", "db",
@@ -82,9 +82,6 @@ def test_in_service_execs_in_the_running_container_or_runs_a_one_off_container()
 
 
 def test_git_builders_work_on_the_app_directory() -> None:
-    assert cmd.git_current("/srv/app") == (
-        "git", "-C", "/srv/app", "rev-parse", "--verify", "--quiet", "HEAD^{commit}",
-    )  # fmt: skip
     assert cmd.git_prepare("/srv/app", "git@example.com:acme/app.git") == [
         ("git", "-C", "/srv/app", "init", "--quiet"),
         ("git", "-C", "/srv/app", "config", "remote.origin.url", "git@example.com:acme/app.git"),
@@ -108,21 +105,12 @@ def test_git_builders_work_on_the_app_directory() -> None:
 def test_file_and_lock_builders() -> None:
     assert cmd.make_dirs("/a", "/b") == ("mkdir", "-p", "/a", "/b")
     assert cmd.write_file("/a/f") == ("tee", "/a/f")
-    assert cmd.append_file("/a/f") == ("tee", "-a", "/a/f")
-    assert cmd.read_file("/a/f") == (
-        "find",
-        "/a/f",
-        "-maxdepth",
-        "0",
-        "-type",
-        "f",
-        "-exec",
-        "cat",
-        "{}",
-        "+",
-    )
-    assert cmd.take_lock("/a/lock") == ("mkdir", "/a/lock")
-    assert cmd.drop_lock("/a/lock") == ("rm", "-rf", "--", "/a/lock")
+    assert cmd.drop_lock("/a/lock", "/b/lock") == ("rm", "-rf", "--", "/a/lock", "/b/lock")
+
+
+def test_the_state_directory_is_beside_the_app_unless_configured() -> None:
+    assert cmd.state_dir_of("/srv/app/") == "/srv/app.pipeline"
+    assert cmd.state_dir_of("/srv/app", "/var/lib/app") == "/var/lib/app"
 
 
 @pytest.mark.parametrize(

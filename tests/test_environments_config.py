@@ -226,3 +226,42 @@ def test_a_port_outside_the_tcp_range_is_rejected(address: str) -> None:
 def test_a_bad_environment_path_is_reported_exactly_once(hosts: list[str]) -> None:
     lines = problems(hosts=hosts, path="srv/app")
     assert lines.count(f"{AT}.path: 'srv/app' must be an absolute path of plain characters") == 1
+
+
+def test_fleet_and_database_settings_have_safe_defaults() -> None:
+    env = environment(migrate={"service": "api"})
+    assert (env.strategy, env.batch_size, env.max_failed_hosts) == ("parallel", 1, 0)
+    assert env.migrate is not None and (env.migrate.database, env.migrate.heads) == (
+        "shared",
+        "alembic heads",
+    )
+    assert (env.deadlines.migrate, env.deadlines.cancel_grace, env.ssh.keepalive) == (600.0, 2.0, 5)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"batch_size": 0}, f"{AT}.batch_size: 0 must be between 1 and 1000"),
+        ({"max_failed_hosts": 1}, f"{AT}.max_failed_hosts: 1 must be 0 or more, and fewer than the hosts"),
+        ({"deadlines": {"migrate": -1}}, f"{AT}.deadlines.migrate: -1.0 must be more than 0"),
+        ({"deadlines": {"health": float("nan")}}, f"{AT}.deadlines.health: nan must be more than 0"),
+        ({"deadlines": {"deploy": 1e9}}, f"{AT}.deadlines.deploy: 1000000000.0 must be more than 0"),
+        ({"ssh": {"keepalive": 0}}, f"{AT}.ssh.keepalive: 0 must be between 1 and 300"),
+        (
+            {"state_dir": "/srv/app/.state"},
+            f"{AT}.state_dir: '/srv/app/.state' must be an absolute path outside",
+        ),
+        ({"state_dir": "relative"}, f"{AT}.state_dir: 'relative' must be an absolute path outside path"),
+    ],
+)
+def test_fleet_deadline_and_state_settings_are_checked_with_their_ranges(
+    settings: dict[str, Any], message: str
+) -> None:
+    assert any(line.startswith(message) for line in problems(**settings)), problems(**settings)
+
+
+def test_an_unknown_strategy_or_database_topology_names_the_choices() -> None:
+    (line,) = problems(strategy="canary")
+    assert line == f"{AT}.strategy: got 'canary'; expected one of parallel, rolling"
+    (line,) = problems(migrate={"service": "api", "database": "sharded"})
+    assert line == f"{AT}.migrate.database: got 'sharded'; expected one of shared, per_host"

@@ -14,7 +14,7 @@ from pipeline.config import CONVENTIONAL_TYPES, PipelineConfig, load_config
 from pipeline.errors import ConfigError, InputError
 from pipeline.versions import parse_version, release_tags
 
-small = settings(max_examples=200, deadline=None)
+small = settings(max_examples=100, deadline=None)
 
 # Line fragments that reach the parsers' branches far more often than uniform text would.
 CHANGELOG_LINES = st.one_of(

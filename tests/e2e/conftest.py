@@ -1,49 +1,102 @@
 """End-to-end fixtures: real servers (sshd + dockerd in network namespaces), PostgreSQL, a registry.
 
 ``sandbox/sandbox.sh up`` starts them once per session and ``down`` stops them all by PID, even when
-tests fail. Each test gets a fresh project: an origin repository the servers fetch from, a work tree
-that is the CI runner's checkout, clean hosts and an empty database.
+tests fail, but only when this session's ``up`` started them: when another sandbox already runs (another
+test session, a demo), ``up`` refuses and this session's end-to-end tests fail with its message, leaving
+that sandbox alone. Each test gets a fresh project: an origin repository the servers fetch from, a work
+tree that is the CI runner's checkout, clean hosts and empty databases, and its own
+``PIPELINE_SSH_CONTROL_DIR``: nothing may outlive the test there (no process naming it, no socket).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sandboxlib import SANDBOX, STATE, Project, clean_hosts, make_project, unavailable
+from sandboxlib import (
+    SANDBOX,
+    SANDBOX_REFUSED,
+    STATE,
+    Project,
+    clean_hosts,
+    make_project,
+    ssh_leftovers,
+    unavailable,
+)
+
+UP_TIMEOUT = 900
+
+
+def start_sandbox(log: Path) -> int:
+    """``sandbox.sh up`` with its output in ``log``. Interrupted (timeout, Ctrl-C), it gets SIGTERM: a
+    stopped ``up`` stops what it had started itself."""
+    with open(log, "w") as out:
+        up = subprocess.Popen([str(SANDBOX), "up"], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            return up.wait(timeout=UP_TIMEOUT)
+        except BaseException:
+            up.terminate()
+            try:
+                up.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait()
+            raise
 
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[dict[str, Any]]:
-    """The sandbox's addresses and paths (``env.json``); everything it started is stopped after."""
+    """The sandbox's addresses and paths (``env.json``); everything this session's ``up`` started is
+    stopped after. A sandbox this session did not start is never stopped."""
     reason = unavailable()
     if reason:
         pytest.skip(reason)
-    log = STATE.parent / "sbx-pytest.log"
+    fd, name = tempfile.mkstemp(prefix="sbx-pytest-up-", suffix=".log", dir="/tmp")
+    log = Path(name)
+    with open(fd, "w"):
+        pass
     try:
-        with open(log, "w") as out:
-            up = subprocess.run([str(SANDBOX), "up"], stdout=out, stderr=subprocess.STDOUT, timeout=900)
-        if up.returncode:
-            pytest.fail(f"sandbox.sh up failed:\n{log.read_text()[-3000:]}")
+        code = start_sandbox(log)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"sandbox.sh up took over {UP_TIMEOUT} s and was stopped; its output: {log}")
+    if code == SANDBOX_REFUSED:
+        lines = log.read_text().strip().splitlines()
+        log.unlink(missing_ok=True)
+        pytest.fail(f"sandbox.sh up refused: {lines[-1] if lines else '(no output)'}", pytrace=False)
+    if code:
+        # a failed `up` has already stopped what it started
+        pytest.fail(f"sandbox.sh up failed (exit {code}):\n{log.read_text()[-3000:]}", pytrace=False)
+    try:
         yield json.loads((STATE / "env.json").read_text())
     finally:
-        subprocess.run([str(SANDBOX), "down"], capture_output=True, timeout=300)
+        down = subprocess.run([str(SANDBOX), "down"], capture_output=True, text=True, timeout=300)
+        if down.returncode == 0:
+            log.unlink(missing_ok=True)
 
 
 @pytest.fixture
 def project(sandbox: dict[str, Any], tmp_path: Path) -> Iterator[Project]:
-    """Release 1.0.0 of the example app, tagged and pushed; not deployed yet."""
+    """Release 1.0.0 of the example app, tagged and pushed; not deployed yet. Its invoke runs get a
+    PIPELINE_SSH_CONTROL_DIR of their own (short: unix socket paths stay < 108 chars); after the test no
+    process may name it and no socket may be left in it."""
     clean_hosts(sandbox)
-    p = make_project(sandbox, tmp_path)
-    yield p
-    p.webhook.close()
-    leftover = subprocess.run(["pgrep", "-f", "ControlPath=/tmp/pl-"], capture_output=True, text=True)
-    for pid in leftover.stdout.split():
-        os.kill(int(pid), signal.SIGTERM)
-    assert not leftover.stdout, "an ssh connection master outlived the run"
+    control_dir = Path(tempfile.mkdtemp(prefix="plt-", dir="/tmp"))
+    try:
+        p = make_project(sandbox, tmp_path, control_dir)
+    except BaseException:
+        shutil.rmtree(control_dir, ignore_errors=True)
+        raise
+    try:
+        yield p
+    finally:
+        p.webhook.close()
+    leftovers = ssh_leftovers(control_dir)
+    if not leftovers:
+        shutil.rmtree(control_dir, ignore_errors=True)
+    assert not leftovers, f"ssh connections outlived the test in {control_dir} (left as is):\n{leftovers}"

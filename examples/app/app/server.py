@@ -7,8 +7,8 @@ GET /       -> 200 {"service": "api", "version": ...}
 
 Release knobs (all baked into the image from the source tree):
   VERSION          the version reported by /health
-  app/health_mode  "ok" (default), "fail" (/health answers 500)
-                   or "crash" (the process exits at start)
+  app/health_mode  "ok" (default), "fail" (/health answers 500), "fail-on-hN" (500 only on the
+                   sandbox host hN, from SANDBOX_HOST) or "crash" (the process exits at start)
 The HEALTH_MODE environment variable, when set and not empty, overrides app/health_mode.
 """
 
@@ -55,6 +55,13 @@ def db_revision() -> str | None:
         conn.close()
 
 
+def failing(mode: str) -> bool:
+    """Whether /health must answer 500 on this host."""
+    if mode.startswith("fail-on-"):
+        return os.environ.get("SANDBOX_HOST", "") == mode.removeprefix("fail-on-")
+    return mode != "ok"
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "example-api"
 
@@ -79,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
             except Exception as exc:  # DB down or misconfigured
                 body.update(status="error", error=f"database: {exc}".strip())
                 return self._send(503, body)
-            if health_mode() != "ok":
+            if failing(health_mode()):
                 body.update(status="fail", error="this release is broken on purpose (health_mode=fail)")
                 return self._send(500, body)
             return self._send(200, body)

@@ -1,0 +1,1 @@
+"""The deploy engine: stages, strategies, deadlines, cancellation, rollback and records for any target."""

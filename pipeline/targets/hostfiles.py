@@ -1,0 +1,130 @@
+"""The pipeline's own files on a compose host: where they live, and the argv that reads and writes them.
+
+They live beside the application's directory (``/srv/app`` keeps its records in ``/srv/app.pipeline``),
+never inside it, so they are not in the build context of a ``build: .`` service. Pure builders: the
+short POSIX scripts take every value as a positional parameter, never interpolated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from pipeline.compose import state_dir_of
+from pipeline.engine.values import UnitState, parse_lock
+from pipeline.journal import parse_journal
+
+HELD = 73  # the exit status of ``take_lock`` when another run holds the lock
+UNREADABLE = 71  # the exit status of ``read_state`` when the journal exists but cannot be read
+_SECTION = "--pipeline-section-"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The state directory of one host and what it holds."""
+
+    state: str
+    legacy: str  # where versions before 0.2 kept it: inside the app directory
+
+    @classmethod
+    def of(cls, path: str, state_dir: str = "") -> Paths:
+        """The state directory for an app path (``state_dir`` when configured)."""
+        return cls(state_dir_of(path, state_dir), f"{path.rstrip('/')}/.pipeline")
+
+    @property
+    def journal(self) -> str:
+        """The JSON Lines journal of deploys and rollbacks."""
+        return f"{self.state}/journal.jsonl"
+
+    @property
+    def lock(self) -> str:
+        """The lock file, created with its holder in one step."""
+        return f"{self.state}/lock"
+
+    @property
+    def releases(self) -> str:
+        """Where image releases keep their compose files."""
+        return f"{self.state}/releases"
+
+    def release_dir(self, version: str) -> str:
+        """The compose file's directory of one image release."""
+        return f"{self.releases}/{version}"
+
+    def compose_file(self, version: str, file: str) -> str:
+        """The compose file of one image release."""
+        return f"{self.release_dir(version)}/{PurePosixPath(file).name}"
+
+
+_READ = f"""
+j=$1 old=$2 l=$3 p=$4 git=$5
+echo '{_SECTION}journal'
+if [ -e "$j" ]; then cat -- "$j" || exit {UNREADABLE}
+elif [ -e "$old/journal.jsonl" ]; then cat -- "$old/journal.jsonl" || exit {UNREADABLE}
+fi
+echo; echo '{_SECTION}lock'
+if [ -e "$l" ] || [ ! -e "$old/lock" ]; then lock=$l; else lock=$old/lock; fi
+if [ -d "$lock" ]; then echo held; cat -- "$lock/info.json" 2>/dev/null
+elif [ -e "$lock" ]; then echo held; cat -- "$lock"
+else echo free
+fi
+echo; echo '{_SECTION}commit'
+if [ "$git" = 1 ]; then git -C "$p" rev-parse --verify --quiet 'HEAD^{{commit}}' 2>/dev/null; fi
+exit 0
+"""
+
+
+def read_state(paths: Paths, app: str, git: bool) -> tuple[str, ...]:
+    """One command printing the journal, the lock and the checkout's commit, in sections."""
+    return ("sh", "-c", _READ, "pl-read", paths.journal, paths.legacy, paths.lock, app, "1" if git else "0")
+
+
+def parse_state(unit: str, code: int, out: str, err: str) -> UnitState:
+    """What ``read_state`` printed, as a UnitState (a journal that cannot be read is ``damaged``)."""
+    if code == UNREADABLE:
+        return UnitState(unit, damaged=(err.strip().splitlines() or ["unreadable"])[-1])
+    if code != 0:
+        return UnitState(unit, damaged=f"reading the host's records exited {code}: {err.strip()[-200:]}")
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for line in out.splitlines():
+        if line.startswith(_SECTION):
+            current = line[len(_SECTION) :]
+            sections[current] = []
+        elif current:
+            sections[current].append(line)
+    lock_lines = sections.get("lock", [])
+    lock = None
+    if lock_lines and lock_lines[0] == "held":
+        lock = parse_lock("\n".join(lock_lines[1:]).strip())
+    commit = "".join(sections.get("commit", [])).strip() or None
+    return UnitState(unit, parse_journal("\n".join(sections.get("journal", []))), lock, commit)
+
+
+_LOCK = f"""
+s=$1 l=$2 j=$3 old=$4 take=$5
+mkdir -p -- "$s" || exit 1
+if [ ! -e "$j" ] && [ -f "$old/journal.jsonl" ]; then cp -- "$old/journal.jsonl" "$j" || exit 1; fi
+t=$l.$$
+cat >"$t" || {{ rm -f -- "$t"; exit 1; }}
+if [ ! -d "$l" ] && [ ! -d "$old/lock" ] && ln -- "$t" "$l" 2>/dev/null; then rm -f -- "$t"; exit 0; fi
+if [ -n "$take" ] && [ -f "$l" ] && grep -q "\\"run\\": \\"$take\\"" "$l"; then mv -f -- "$t" "$l"; exit 0; fi
+rm -f -- "$t"
+if [ -d "$l" ]; then cat -- "$l/info.json" 2>/dev/null; exit {HELD}; fi
+if [ -d "$old/lock" ]; then cat -- "$old/lock/info.json" 2>/dev/null; exit {HELD}; fi
+if [ -e "$l" ]; then cat -- "$l"; exit {HELD}; fi
+echo "cannot create the lock $l" >&2; exit 1
+"""
+
+
+def take_lock(paths: Paths, take_over: str) -> tuple[str, ...]:
+    """Create the lock file with the holder read from stdin, atomically (``ln`` fails when it exists).
+
+    Exits ``HELD`` printing the holder when another run has it; ``take_over`` (a run id) replaces
+    the lock of that run only. The first lock also carries an older version's journal over.
+    """
+    return ("sh", "-c", _LOCK, "pl-lock", paths.state, paths.lock, paths.journal, paths.legacy, take_over)
+
+
+def append(path: str) -> tuple[str, ...]:
+    """Append stdin to a file (the content never appears in argv)."""
+    return ("sh", "-c", 'cat >>"$1"', "pl-append", path)
