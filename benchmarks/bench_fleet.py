@@ -158,6 +158,7 @@ def main() -> None:
             control = Path(tempfile.mkdtemp(prefix="plb-", dir="/tmp"))
             project = make_project(sandbox, tmp, control)
             project.environment.pop("migrate", None)  # measured: the deploy, not a migration
+            project.environment["preflight"] = False  # each configuration change is a commit after a tag
             image = image_fleet(project, sandbox, counts, args.rounds)
             git = git_fleet(project, sandbox, git_counts, args.rounds) if git_counts else {}
             total, restart = rollbacks(project, sandbox, args.rounds, tmp)

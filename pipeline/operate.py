@@ -68,14 +68,20 @@ def status(config: PipelineConfig, name: str, executor: Executor, say: Say) -> E
 
 
 def history(config: PipelineConfig, name: str, executor: Executor, say: Say, limit: int) -> ExitCode:
-    """The newest journal entries of every unit."""
+    """The newest journal entries of every unit (a run's in_progress records only while it has no outcome)."""
+    from pipeline.journal import IN_PROGRESS
+
     with engine_of(config, name, executor, None, say) as engine:
         for state in engine.read():
             say(f"{state.name}:")
-            for e in state.journal[-limit:]:
-                db = f" db {e.db_before or '-'}->{e.db_final or '-'}" if e.db_before or e.db_final else ""
+            ended = {e.run for e in state.journal if e.run and e.result != IN_PROGRESS}
+            shown = [e for e in state.journal if e.result != IN_PROGRESS or e.run not in ended]
+            for e in shown[-limit:]:
+                moves = [r for r in (e.db_before, e.db_after, e.db_end) if r is not None]
+                steps = [r for i, r in enumerate(moves) if i == 0 or r != moves[i - 1]]
+                db = f" db {'->'.join(steps)}" if steps else ""
                 why = f" ({e.reason})" if e.reason else ""
-                phase = f" {e.phase}" if e.phase else ""
+                phase = f" {e.phase}" if e.result == IN_PROGRESS and e.phase else ""
                 say(f"  {e.at} {e.event:<8} {e.version:<12} {e.result:<11} {e.who}{db}{phase}{why}")
     return ExitCode.OK
 

@@ -201,12 +201,14 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 PrintMotd no
+PrintLastLog no
 MaxStartups 100:30:200
 MaxSessions 100
 Subsystem sftp internal-sftp
 # the "server" environment: its docker engine, the compose plugin, the shared database app (DATABASE_URL)
-# and this host's own database app_h$i (HOST_DATABASE_URL)
-SetEnv DOCKER_HOST=unix://$d/docker.sock DOCKER_CONFIG=$DOCKER_CONFIG SANDBOX_HOST=h$i APP_ROOT=$d/srv DATABASE_URL=postgresql://postgres@$GW:$PGPORT/app HOST_DATABASE_URL=postgresql://postgres@$GW:$PGPORT/app_h$i
+# and this host's own database app_h$i (HOST_DATABASE_URL). A home of its own: this machine's root
+# ~/.bashrc (pyenv init, ~140 ms of CPU) must not run for every command as it would on no real server.
+SetEnv HOME=$d/home DOCKER_HOST=unix://$d/docker.sock DOCKER_CONFIG=$DOCKER_CONFIG SANDBOX_HOST=h$i APP_ROOT=$d/srv DATABASE_URL=postgresql://postgres@$GW:$PGPORT/app HOST_DATABASE_URL=postgresql://postgres@$GW:$PGPORT/app_h$i
 CFG
 }
 
@@ -271,7 +273,7 @@ up_hosts() {
   mkdir -p /run/sshd
   local i d
   for i in $HOSTS; do
-    d=$(host_dir "$i"); mkdir -p "$d/srv"
+    d=$(host_dir "$i"); mkdir -p "$d/srv" "$d/home"
     start_dockerd "h$i" "$d" "sbx-h$i"
     ssh-keygen -q -t ed25519 -N '' -C "h$i" -f "$d/ssh_host_ed25519_key"
     sshd_config "$i" >"$d/sshd_config"

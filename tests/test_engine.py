@@ -461,3 +461,15 @@ def test_a_manual_rollback_killed_halfway_is_finished_by_the_next_rollback() -> 
     assert report.outcome == "restored", report.render_text()
     assert_back_at_one(target)
     assert results(target, "web3")[-1] == ("1.0.0", "restored")
+
+
+def test_a_migration_that_moved_nothing_is_not_read_again_in_the_rollback() -> None:
+    target = FakeTarget(UNITS, heads={"2.0.0": "0003"})
+    target.fail_at("health", "web1")
+    report = deploy(target)
+    assert report.outcome == "rolled_back"
+    first_health = next(i for i, c in enumerate(target.calls) if c[0] == "health")
+    assert not [c for c in target.calls[first_health:] if c[0] in ("revision", "downgrade")]
+    assert [p.detail for p in report.rollback if p.name == "downgrade"] == [
+        "the migration left the database at 0003"
+    ]

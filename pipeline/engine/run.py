@@ -520,6 +520,11 @@ class Engine:
         call = self.call("migrate", unit, shielded=True)
         if db.before is None:
             raise StageError("downgrade", f"no revision was recorded before the migration on {unit}", unit)
+        if db.after is not None and db.after == db.before:
+            db.end = db.before  # the migration was read back where it started: nothing moved
+            run.notes[f"downgrade:{unit}"] = f"the migration left the database at {db.before}"
+            self._sync_databases(run)
+            return
         now = self.target.revision(unit, run.release, call)
         if now == db.before:
             db.end = now
