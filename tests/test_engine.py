@@ -141,9 +141,7 @@ def test_a_signal_at_any_step_rolls_back_what_was_touched_and_exits_1(operation:
     target = FakeTarget(UNITS)
     engine = make(target)
     target.before = lambda op, where: (
-        engine.cancel.request("SIGTERM received", signalled=True)
-        if (op, where) == (operation, unit)
-        else None
+        engine.cancel.request("SIGTERM received") if (op, where) == (operation, unit) else None
     )
     report = engine.deploy(V2, engine.read())
     assert report.outcome == "cancelled" and report.exit_code == ExitCode.ROLLED_BACK
@@ -153,9 +151,7 @@ def test_a_signal_at_any_step_rolls_back_what_was_touched_and_exits_1(operation:
 def test_a_cancel_before_any_change_restores_nothing() -> None:
     target = FakeTarget(UNITS)
     engine = make(target)
-    target.before = lambda op, where: (
-        engine.cancel.request("SIGINT received", signalled=True) if op == "lock" else None
-    )
+    target.before = lambda op, where: engine.cancel.request("SIGINT received") if op == "lock" else None
     report = engine.deploy(V2, engine.read())
     assert (report.outcome, report.exit_code) == ("cancelled", 1)
     assert not [c for c in target.calls if c[0] in ("deploy", "restore")]
@@ -166,7 +162,7 @@ def test_a_signal_stops_the_step_in_flight_after_the_grace_period() -> None:
     target = FakeTarget(UNITS)
     engine = make(target, deadlines=Deadlines(cancel_grace=0.1, migrate=60.0))
     target.fail_at("migrate", "web1", "hang")
-    timer = threading.Timer(0.2, lambda: engine.cancel.request("SIGTERM received", signalled=True))
+    timer = threading.Timer(0.2, lambda: engine.cancel.request("SIGTERM received"))
     started = time.monotonic()
     timer.start()
     report = engine.deploy(V2, engine.read())
@@ -179,9 +175,7 @@ def test_a_second_signal_during_the_rollback_does_not_stop_it() -> None:
     target = FakeTarget(UNITS)
     target.fail_at("health", "web1")
     engine = make(target)
-    target.before = lambda op, where: (
-        engine.cancel.request("SIGTERM received", signalled=True) if op == "restore" else None
-    )
+    target.before = lambda op, where: engine.cancel.request("SIGTERM received") if op == "restore" else None
     report = engine.deploy(V2, engine.read())
     assert report.outcome == "rolled_back"
     assert_back_at_one(target)

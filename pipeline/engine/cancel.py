@@ -27,16 +27,14 @@ class Cancellation:
         self.reason: str | None = None
         self.at = 0.0
         self.immediate = False
-        self.signalled = False  # a signal asked, not the engine stopping sibling units
         self._lock = threading.Lock()
 
-    def request(self, reason: str, immediate: bool = False, signalled: bool = False) -> None:
+    def request(self, reason: str, immediate: bool = False) -> None:
         """Ask the run to stop; the first reason wins. ``immediate`` skips the grace period."""
         with self._lock:
             if self.reason is None:
                 self.reason, self.at = reason, self.clock()
             self.immediate = self.immediate or immediate
-            self.signalled = self.signalled or signalled
 
     @property
     def requested(self) -> bool:
@@ -50,7 +48,7 @@ class Cancellation:
     def reset(self) -> None:
         """Forget the request (after the rollback it caused)."""
         with self._lock:
-            self.reason, self.at, self.immediate, self.signalled = None, 0.0, False, False
+            self.reason, self.at, self.immediate = None, 0.0, False
 
 
 @contextmanager
@@ -61,7 +59,7 @@ def signals_to(cancel: Cancellation) -> Iterator[None]:
         return
 
     def ask(signum: int, frame: FrameType | None) -> None:
-        cancel.request(f"{signal.Signals(signum).name} received", signalled=True)
+        cancel.request(f"{signal.Signals(signum).name} received")
 
     saved = {s: signal.signal(s, ask) for s in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -233,7 +233,7 @@ class ComposeTarget:
 
     def deploy(self, unit: str, release: Release, call: Call) -> None:
         """Checkout or compose file, then ``up``; the first command marks the host as changed."""
-        host = self._project_for(unit)
+        host = self.hosts[unit]
         for argv, stdin in self.deploy_steps(host, release):
             self._run(host, argv, call, stdin=stdin, changing=True)
 
@@ -250,13 +250,9 @@ class ComposeTarget:
 
     def restore(self, unit: str, previous: Entry | None, release: Release, call: Call) -> None:
         """The previous release's checkout or compose file, then ``up`` without a build."""
-        host = self._project_for(unit)
+        host = self.hosts[unit]
         for argv in self.restore_steps(host, previous, release):
             self._run(host, argv, call, changing=True)
-
-    def _project_for(self, unit: str) -> Host:
-        """The host (its project reads image releases' compose files from its state directory)."""
-        return self.hosts[unit]
 
     # -- databases -------------------------------------------------------------------------------------
 
@@ -265,7 +261,7 @@ class ComposeTarget:
         service is not running (it crashed at start, or a stopped migration took it down)."""
         migrate = self.env.migrate
         assert migrate is not None
-        host = self._project_for(unit)
+        host = self.hosts[unit]
         argv = shell_command(getattr(migrate, key), revision)
         name = f"{host.project.name}-pipeline-{key}"
         command = host.project.in_service(release.version, migrate.service, argv, migrate.run, name=name)
@@ -313,7 +309,7 @@ class ComposeTarget:
 
     def health(self, unit: str, version: str, call: Call) -> list[HealthResult]:
         """The configured checks, each under its retry policy; a cancel wakes the waits."""
-        host = self._project_for(unit)
+        host = self.hosts[unit]
 
         def sleep(seconds: float) -> None:
             call.check()
@@ -325,7 +321,7 @@ class ComposeTarget:
 
     def evidence(self, unit: str, release: Release, call: Call) -> list[Evidence]:
         """The last 200 log lines and every container's state, of the release that failed."""
-        host = self._project_for(unit)
+        host = self.hosts[unit]
         logs = self._attempt(host, host.project.logs(release.version, []), call)
         states = self._attempt(host, host.project.ps(release.version), call)
         rows = [f"{c.service}: {c.state} {c.health} ({c.status})" for c in cmd.parse_ps(states.stdout)]
@@ -340,7 +336,7 @@ class ComposeTarget:
         self, unit: str, operation: str, release: Release, previous: Entry | None = None, revision: str = ""
     ) -> list[str]:
         """The commands of an operation on a host, as ``--dry-run`` prints them."""
-        host = self._project_for(unit)
+        host = self.hosts[unit]
         migrate = self.env.migrate
         lines: list[tuple[str, Sequence[str], bool]] = []
         if operation == "lock":
