@@ -55,18 +55,6 @@ class ChecklistFailed(PipelineError):
         self.results = results
 
 
-class StageFailed(PipelineError):
-    """A stage failed and the rollback restored the previous release."""
-
-    exit_code = ExitCode.ROLLED_BACK
-
-
-class RollbackFailed(PipelineError):
-    """The rollback itself failed: a human is needed now."""
-
-    exit_code = ExitCode.ROLLBACK_FAILED
-
-
 class LockHeld(PipelineError):
     """Another run holds the deploy lock."""
 

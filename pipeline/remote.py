@@ -51,21 +51,6 @@ class Host:
         """How reports name the host."""
         return self.name
 
-    @property
-    def state_dir(self) -> str:
-        """Where the pipeline keeps its journal and lock on the host."""
-        return f"{self.path}/.pipeline"
-
-    @property
-    def journal(self) -> str:
-        """The JSON Lines journal of deploys and rollbacks."""
-        return f"{self.state_dir}/journal.jsonl"
-
-    @property
-    def lock(self) -> str:
-        """The lock directory (``mkdir`` is atomic)."""
-        return f"{self.state_dir}/lock"
-
 
 def parse_host(config: HostConfig) -> Host:
     """``[user@]host[:port]`` (already validated) into a Host."""

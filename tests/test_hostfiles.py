@@ -40,9 +40,6 @@ def entry(version: str) -> Entry:
 def test_the_state_directory_sits_beside_the_app_never_inside_its_build_context() -> None:
     paths = Paths.of("/srv/app/")
     assert (paths.journal, paths.lock) == ("/srv/app.pipeline/journal.jsonl", "/srv/app.pipeline/lock")
-    assert (
-        paths.compose_file("2.0.0", "deploy/compose.yaml") == "/srv/app.pipeline/releases/2.0.0/compose.yaml"
-    )
     assert Paths.of("/srv/app", "/var/lib/deploys/app").journal == "/var/lib/deploys/app/journal.jsonl"
 
 

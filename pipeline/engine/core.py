@@ -75,7 +75,6 @@ class EngineCore:
         self.policy = policy
         self.context = context
         self.cancel = cancel or Cancellation(policy.deadlines.cancel_grace)
-        self.stamp = Stamp(context.run_id, context.who, "", context.run_url)
 
     def call(self, stage: str, unit: str, shielded: bool = False, run: Run | None = None) -> Call:
         """A Call for one stage on one unit, with the stage's deadline."""

@@ -223,10 +223,10 @@ class ComposeTarget:
                 cmd.git_checkout(project.path, release.commit),
             ]
             return [*((a, None) for a in steps), (project.up(version, build=True), None)]
-        folder = host.files.release_dir(version)
+        folder = project.release_dir(version)
         return [
             (cmd.make_dirs(project.path, folder), None),
-            (cmd.write_file(host.files.compose_file(version, project.file)), release.compose_text),
+            (cmd.write_file(project.file_for(version)), release.compose_text),
             (project.pull(version), None),
             (project.up(version, build=False), None),
         ]

@@ -8,7 +8,6 @@ short POSIX scripts take every value as a positional parameter, never interpolat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from pipeline.compose import state_dir_of
 from pipeline.engine.values import UnitState, parse_lock
@@ -40,19 +39,6 @@ class Paths:
     def lock(self) -> str:
         """The lock file, created with its holder in one step."""
         return f"{self.state}/lock"
-
-    @property
-    def releases(self) -> str:
-        """Where image releases keep their compose files."""
-        return f"{self.state}/releases"
-
-    def release_dir(self, version: str) -> str:
-        """The compose file's directory of one image release."""
-        return f"{self.releases}/{version}"
-
-    def compose_file(self, version: str, file: str) -> str:
-        """The compose file of one image release."""
-        return f"{self.release_dir(version)}/{PurePosixPath(file).name}"
 
 
 _READ = f"""
