@@ -20,7 +20,7 @@ from pipeline.engine.plan import render_plan
 from pipeline.engine.run import Context, Engine
 from pipeline.engine.values import Release
 from pipeline.errors import ExitCode, InputError, LockHeld
-from pipeline.executor import TIMED_OUT, Command, FakeExecutor, Result
+from pipeline.executor import INTERRUPTED, TIMED_OUT, Command, FakeExecutor, Result
 from pipeline.http import FakeHttpClient, HttpRequest, HttpResponse
 from pipeline.journal import Entry, parse_journal
 from pipeline.remote import unguard
@@ -64,7 +64,7 @@ class Hosts:
         self.locks: dict[str, str | None] = dict.fromkeys(HOSTS)
         self.broken = broken
         self.running = True
-        self.fail: list[tuple[Callable[[str, tuple[str, ...]], bool], tuple[int, str, str]]] = []
+        self.fail: list[tuple[Callable[[str, tuple[str, ...]], bool], tuple[Any, ...]]] = []
         self.seen: list[tuple[str, tuple[str, ...], str | None, float | None]] = []
         self.executor = FakeExecutor(handler=self.answer)
         self.http = FakeHttpClient(handler=self.health)
@@ -217,6 +217,24 @@ def test_a_migration_past_its_deadline_stops_its_container_then_rolls_back() -> 
     one_off = compose("2.0.0", "run", "--rm", "--no-deps", "-T", "--name", "app-pipeline-current", "web")
     assert (*one_off, "alembic", "current") in hosts.on("web1")  # read without the killed container
     assert set(hosts.serving.values()) == {"1.0.0"}
+
+
+def test_a_migration_interrupted_by_a_signal_stops_its_container_then_rolls_back() -> None:
+    hosts = Hosts()
+    with connected(hosts) as (engine, _):
+
+        def signalled(host: str, remote: tuple[str, ...]) -> bool:
+            if remote[-2:] != ("upgrade", "head"):
+                return False
+            engine.cancel.request("SIGTERM received")  # the upgrade is in flight when the signal comes
+            return True
+
+        hosts.fail.append((signalled, (INTERRUPTED, "", "interrupted", True)))
+        report = engine.deploy(Release("2.0.0", NEW), engine.read())
+    assert (report.outcome, report.reason) == ("cancelled", "SIGTERM received")
+    assert compose("2.0.0", "kill", "--signal", "KILL", "web") in hosts.on("web1")
+    assert (set(hosts.serving.values()), hosts.revision) == ({"1.0.0"}, "0003")
+    assert all(lock is None for lock in hosts.locks.values())
 
 
 def test_a_new_container_that_crashes_at_start_is_rolled_back_with_nothing_lost() -> None:

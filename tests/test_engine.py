@@ -467,3 +467,68 @@ def test_a_migration_that_moved_nothing_is_not_read_again_in_the_rollback() -> N
     assert [p.detail for p in report.rollback if p.name == "downgrade"] == [
         "the migration left the database at 0003"
     ]
+
+
+@pytest.mark.parametrize("how", ["fail", "raise", "hang"])
+def test_any_failure_while_locking_gives_back_every_lock_and_changes_nothing(how: str) -> None:
+    target = FakeTarget(UNITS)
+    journals = {name: list(unit.journal) for name, unit in target.state.items()}
+    target.fail_at("lock", "web2", how)
+    engine = make(target, deadlines=Deadlines(cancel_grace=0.05, lock=0.3))
+    with pytest.raises(InputError, match="cannot take the deploy lock on web2"):
+        engine.deploy(V2, engine.read())
+    assert all(u.lock is None for u in target.state.values())
+    assert {name: unit.journal for name, unit in target.state.items()} == journals
+
+
+def test_a_run_killed_while_locking_leaves_a_held_lock_that_unlock_releases() -> None:
+    target = FakeTarget(UNITS)
+    target.fail_at("lock", "web3", "kill")
+    with pytest.raises(Killed):
+        deploy(target)
+    engine = make(target, run_id="run-b")
+    states = engine.read()
+    with pytest.raises(LockHeld, match="a deploy holds the lock: tester since"):
+        engine.refuse_locks(states)  # nothing was changed: not an interrupted run to roll back
+    with pytest.raises(LockHeld):
+        prepare_rollback(engine, states, None)
+    assert {s.name for s in engine.unlock_held(states)} <= set(UNITS)
+    assert all(u.lock is None for u in target.state.values())
+    assert set(serving(target).values()) == {"1.0.0"} and target.db("web1") == "0003"
+
+
+def test_a_lock_that_cannot_be_released_at_the_end_stays_and_the_report_says_so() -> None:
+    target = FakeTarget(UNITS)
+    target.fail_at("unlock", "web2")
+    report = deploy(target)
+    assert report.outcome == "deployed"
+    assert [(s.name, s.status, s.host) for s in report.stages if s.name == "unlock"] == [
+        ("unlock", "failed", "web2")
+    ]
+    assert target.state["web2"].lock is not None and target.state["web1"].lock is None
+
+
+@pytest.mark.parametrize("how", ["fail", "raise"])
+def test_evidence_that_cannot_be_captured_does_not_stop_the_rollback(how: str) -> None:
+    target = FakeTarget(UNITS)
+    target.fail_at("health", "web2")
+    target.fail_at("evidence", "web2", how)
+    report = deploy(target)
+    assert (report.outcome, report.exit_code) == ("rolled_back", ExitCode.ROLLED_BACK)
+    assert [e.text.split(":")[0] for e in report.evidence if e.kind == "evidence"] == [
+        "could not be captured"
+    ]
+    assert_back_at_one(target)
+
+
+def test_a_previous_release_that_fails_its_checks_after_the_restore_needs_a_human() -> None:
+    target = FakeTarget(UNITS)
+    target.fail_at("health", "web2")
+    target.before = lambda op, unit: (
+        target.fail_at("health", "web1") if (op, unit) == ("restore", "web1") else None
+    )
+    report = deploy(target)
+    assert (report.outcome, report.exit_code) == ("rollback_failed", ExitCode.ROLLBACK_FAILED)
+    assert [(p.name, p.host) for p in report.rollback if p.status == "failed"] == [("health", "web1")]
+    assert results(target, "web1")[-1] == ("2.0.0", "failed")
+    assert all(u.lock is None for u in target.state.values())
