@@ -10,6 +10,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
+from pipeline.configlayers import Layers, check_values
 from pipeline.defaults import CONVENTIONAL_TYPES as _DEFAULT_TYPES
 from pipeline.defaults import DEFAULTS
 from pipeline.environments import ComposeEnvironment, Section, environment_problems
@@ -67,50 +68,67 @@ def defaults() -> dict[str, Any]:
     return copy.deepcopy(DEFAULTS)
 
 
-def load_config(raw: Mapping[str, Any] | None, source: str = "invoke.yaml") -> PipelineConfig:
+def load_config(
+    raw: Mapping[str, Any] | None, source: str = "invoke.yaml", environ: Mapping[str, str] | None = None
+) -> PipelineConfig:
     """Validate the raw ``pipeline`` mapping; every error names ``source`` and the key path."""
-    data = _merged(DEFAULTS, _plain({} if raw is None else raw))
+    layers = Layers(DEFAULTS, source)
+    if raw is not None and not (isinstance(raw, Mapping) or hasattr(raw, "items")):
+        raise ConfigError(f"{source}: pipeline: expected object, got {_json_kind(raw)}")
+    if raw:
+        layers.add(source, raw)
+    return build_config(layers, environ or {})
+
+
+def _json_kind(value: object) -> str:
+    kinds = {list: "array", tuple: "array", str: "str", bool: "bool", int: "int", float: "float"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def build_config(layers: Layers, environ: Mapping[str, str]) -> PipelineConfig:
+    """Validate merged levels and ``INVOKE_PIPELINE_*`` variables; errors name where a key was set."""
+    layers.apply_environ(environ, PipelineConfig)
+    data = layers.data
+    _raise(layers, list(check_values(data)))
     # Each environment on its own, so that an error names it (msgspec says `[...]` for dict keys).
-    environments = data.get("environments") if isinstance(data, dict) else None
+    environments = data.get("environments")
     if isinstance(environments, dict):
         data = {**data, "environments": {}}
     try:
         config = msgspec.convert(data, PipelineConfig)
         if isinstance(environments, dict):
-            config = msgspec.structs.replace(config, environments=_environments(environments, source))
+            config = msgspec.structs.replace(config, environments=_environments(environments))
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(str(exc))}") from None
-    problems = list(_semantic_problems(config))
-    if problems:
-        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+        _raise(layers, [_describe(str(exc))])
+    except _EnvironmentError as exc:
+        _raise(layers, [str(exc)])
+    _raise(layers, _semantic_problems(config))
     return config
 
 
-def _environments(raw: dict[str, Any], source: str) -> dict[str, ComposeEnvironment]:
+class _EnvironmentError(Exception):
+    pass
+
+
+def _raise(layers: Layers, problems: list[str]) -> None:
+    """One ConfigError whose lines each start with the file or variable that set the key."""
+    if problems:
+        raise ConfigError("\n".join(f"{layers.source_of(_key_path(p))}: {p}" for p in problems))
+
+
+def _key_path(problem: str) -> tuple[str, ...]:
+    match = re.match(r"pipeline((?:\.[^.:\[\s]+)*)", problem)
+    return tuple(match[1].split(".")[1:]) if match else ()
+
+
+def _environments(raw: dict[str, Any]) -> dict[str, ComposeEnvironment]:
     converted = {}
     for name, value in raw.items():
         try:
             converted[name] = msgspec.convert(value, ComposeEnvironment)
         except msgspec.ValidationError as exc:
-            where = f".environments.{name}"
-            raise ConfigError(f"{source}: {_describe(str(exc), where)}") from None
+            raise _EnvironmentError(_describe(str(exc), f".environments.{name}")) from None
     return converted
-
-
-def _merged(base: Any, override: Any) -> Any:
-    """``override`` laid over ``base``, mapping by mapping (as Invoke merges its levels)."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        return {**base, **{k: _merged(base.get(k), v) for k, v in override.items()}}
-    return override
-
-
-def _plain(value: Any) -> Any:
-    """Invoke's DataProxy and friends as plain dicts and lists."""
-    if isinstance(value, Mapping) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 _AT = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>[^`]*)`$", re.S)
@@ -176,6 +194,11 @@ def _semantic_problems(config: PipelineConfig) -> list[str]:
     """What types alone cannot say: names that must be safe and commands that must parse."""
     problems: list[str] = []
     checklist = config.checklist
+    for key in ("version_file", "changelog"):
+        path = getattr(checklist, key)
+        parts = path.replace("\\", "/").split("/")
+        if not path or path.startswith(("/", "~")) or ".." in parts or ":" in parts[0]:
+            problems.append(f"pipeline.checklist.{key}: {path!r} must be a path inside the project")
     for i, branch in enumerate(checklist.branches):
         if not _REF.match(branch.replace("*", "x")):
             problems.append(f"pipeline.checklist.branches[{i}]: {branch!r} is not a branch name")

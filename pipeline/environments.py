@@ -251,8 +251,15 @@ def _health_problems(at: str, check: HealthCheckConfig) -> list[str]:
             problems.append(f"{at}.service: {check.service!r} is not a service name")
     if not 100 <= check.status <= 599:
         problems.append(f"{at}.status: {check.status} is not an HTTP status")
-    if check.attempts < 1 or check.interval < 0 or check.timeout <= 0 or check.deadline <= 0:
-        problems.append(f"{at}: attempts must be at least 1, interval, timeout and deadline positive")
+    for key, low, high, unit in (
+        ("attempts", 1, 10_000, ""),
+        ("interval", 0, 3600, " seconds"),
+        ("timeout", 0.1, 3600, " seconds"),
+        ("deadline", 0.1, 86400, " seconds"),
+    ):
+        value = getattr(check, key)
+        if not low <= value <= high:
+            problems.append(f"{at}.{key}: {value} must be between {low} and {high}{unit}")
     return problems
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,8 +18,9 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from pipeline import interrupts, invokeguard
 from pipeline.defaults import DEFAULTS
-from pipeline.errors import ChecklistFailed, PipelineError
+from pipeline.errors import ChecklistFailed, InputError, PipelineError
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
@@ -27,11 +28,22 @@ if TYPE_CHECKING:
     from pipeline.http import HttpClient
 
 
+invokeguard.install()
+
+# Exit code of a bug in our own code outside the engine (sysexits' EX_SOFTWARE); nothing was changed.
+INTERNAL_ERROR = 70
+
+
 @contextmanager
 def _reported_errors() -> Iterator[None]:
-    """Our errors become one line on stderr and their exit code; never a traceback."""
+    """Our errors become one line on stderr and their exit code; never a traceback.
+
+    A signal before anything changed exits 130 (SIGINT) or 143 (SIGTERM); a bug outside the engine
+    (which rolls back on its own) leaves its traceback in a file and exits 70.
+    """
     try:
-        yield
+        with interrupts.handled():
+            yield
     except ChecklistFailed as exc:
         if exc.results:
             from pipeline import report
@@ -40,6 +52,36 @@ def _reported_errors() -> Iterator[None]:
         raise Exit(f"error: {exc}", code=int(exc.exit_code)) from None
     except PipelineError as exc:
         raise Exit(f"error: {exc}", code=int(exc.exit_code)) from None
+    except Exit:
+        raise
+    except interrupts.Interrupted as exc:
+        raise Exit(f"interrupted by {exc}: nothing was changed", code=exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted by SIGINT: nothing was changed", code=130) from None
+    except Exception as exc:
+        raise Exit(_internal_error(exc), code=INTERNAL_ERROR) from None
+
+
+def _internal_error(exc: Exception) -> str:
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile("w", prefix="pipeline-crash-", suffix=".log", delete=False) as log:
+        traceback.print_exception(exc, file=log)
+    return (
+        f"error: internal error ({type(exc).__name__}), a bug in invoke-pipeline: the traceback is in "
+        f"{log.name}; nothing was changed unless a report above says otherwise"
+    )
+
+
+def _required(task_name: str, **values: str | None) -> None:
+    """A required flag that was not given: exit 2 with the task's usage line."""
+    for name, value in values.items():
+        if value is None or value == "":
+            body = ns.tasks[task_name].body
+            raise InputError(
+                f"{task_name}: --{name} is required\n{invokeguard.usage('invoke', task_name, body)}"
+            )
 
 
 def _project(c: Context) -> Path:
@@ -49,12 +91,19 @@ def _project(c: Context) -> Path:
 
 
 def _config(c: Context) -> PipelineConfig:
-    from pipeline.config import load_config
+    """The validated configuration of every level, ``INVOKE_PIPELINE_*`` variables included."""
+    from pipeline.config import build_config
+    from pipeline.configlayers import Layers
 
-    source = getattr(c.config, "_project_path", None) or "invoke.yaml"
-    with suppress(ValueError):  # another drive on Windows
-        source = os.path.relpath(source)
-    return load_config(c.config.get("pipeline"), source=source)
+    files = list(invokeguard.layers(c.config))
+    project = getattr(c.config, "_project_path", None)
+    layers = Layers(DEFAULTS, files[-1][0] if files else invokeguard.shown(project or "invoke.yaml"))
+    for name, section in files:
+        layers.add(name, section)
+    programmatic = c.config.get("pipeline")  # set by code (or by Invoke, were the guard not installed)
+    if programmatic:
+        layers.add(layers.default_source, programmatic)
+    return build_config(layers, os.environ)
 
 
 @task(
@@ -160,6 +209,7 @@ def _seams() -> tuple[Executor, HttpClient]:
 
 
 @task(
+    positional=[],
     iterable=["skip"],
     help={
         "env": "The environment (a key of pipeline.environments).",
@@ -181,6 +231,7 @@ def deploy(
 ) -> None:
     """Deploy: preflight, lint, test, deploy, migrate, health-check, notify; roll back on failure."""
     with _reported_errors():
+        _required("deploy", env=env)
         from pipeline.orchestrate import DeployRequest, validate_skip
         from pipeline.orchestrate import deploy as run_deploy
 
@@ -195,37 +246,41 @@ def deploy(
             raise Exit(code=int(code))
 
 
-@task(help={"env": "The environment."})
+@task(positional=[], help={"env": "The environment."})
 def status(c: Context, env: str) -> None:
     """What each host serves, its last deploy, and who holds the lock."""
     with _reported_errors():
+        _required("status", env=env)
         from pipeline import operate
 
         operate.status(_config(c), env, _seams()[0], print)
 
 
-@task(help={"env": "The environment.", "limit": "How many entries per host (default 20)."})
+@task(positional=[], help={"env": "The environment.", "limit": "How many entries per host (default 20)."})
 def history(c: Context, env: str, limit: int = 20) -> None:
     """The release journal of each host: deploys and rollbacks, newest last."""
     with _reported_errors():
+        _required("history", env=env)
         from pipeline import operate
 
         operate.history(_config(c), env, _seams()[0], print, limit)
 
 
-@task(help={"env": "The environment."})
+@task(positional=[], help={"env": "The environment."})
 def unlock(c: Context, env: str) -> None:
     """Release a deploy lock left by a cancelled run, showing who held it and since when."""
     with _reported_errors():
+        _required("unlock", env=env)
         from pipeline import operate
 
         operate.unlock(_config(c), env, _seams()[0], print)
 
 
-@task(help={"env": "The environment."})
+@task(positional=[], help={"env": "The environment."})
 def health(c: Context, env: str) -> None:
     """Run the health checks against what is deployed (exit 1 when one fails)."""
     with _reported_errors():
+        _required("health", env=env)
         from pipeline import operate
 
         executor, http = _seams()
@@ -234,10 +289,11 @@ def health(c: Context, env: str) -> None:
             raise Exit(code=int(code))
 
 
-@task(help={"env": "The environment."})
+@task(positional=[], help={"env": "The environment."})
 def migrate(c: Context, env: str) -> None:
     """Run the migrations of the deployed release, under the deploy lock."""
     with _reported_errors():
+        _required("migrate", env=env)
         from pipeline import operate
 
         executor, http = _seams()
@@ -245,14 +301,16 @@ def migrate(c: Context, env: str) -> None:
 
 
 @task(
+    positional=[],
     help={
         "env": "The environment.",
         "to": "The version to go back to (default: the last healthy everywhere).",
-    }
+    },
 )
 def rollback(c: Context, env: str, to: str | None = None) -> None:
     """Finish an interrupted deploy, or go back to the last release healthy on every host (or --to)."""
     with _reported_errors():
+        _required("rollback", env=env)
         from pipeline import operate
 
         executor, http = _seams()
@@ -261,10 +319,14 @@ def rollback(c: Context, env: str, to: str | None = None) -> None:
             raise Exit(code=int(code))
 
 
-@task(help={"env": "The environment.", "message": "The text to send (default: what each host serves)."})
+@task(
+    positional=[],
+    help={"env": "The environment.", "message": "The text to send (default: what each host serves)."},
+)
 def notify(c: Context, env: str, message: str | None = None) -> None:
     """Send a message to the environment's notify channels (Slack, Telegram, webhook)."""
     with _reported_errors():
+        _required("notify", env=env)
         from pipeline import operate
 
         executor, http = _seams()
@@ -276,4 +338,3 @@ def notify(c: Context, env: str, message: str | None = None) -> None:
 ns = Collection(
     preflight, release, lint, test, deploy, migrate, health, notify, rollback, status, history, unlock
 )
-ns.configure({"pipeline": DEFAULTS})

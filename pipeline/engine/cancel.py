@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
+from pipeline import interrupts
 from pipeline.errors import Cancelled, DeadlineExceeded
 
 
@@ -53,7 +54,12 @@ class Cancellation:
 
 @contextmanager
 def signals_to(cancel: Cancellation) -> Iterator[None]:
-    """While the block runs, SIGTERM and SIGINT request a cancel instead of killing the process."""
+    """While the block runs, SIGTERM and SIGINT request a cancel instead of killing the process.
+
+    From here the engine may change units, so a signal after the block no longer stops the task
+    midway (``pipeline.interrupts``): the report and the notifications still go out.
+    """
+    interrupts.touched()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
