@@ -109,12 +109,18 @@ class LocalExecutor:
                 job.kill()
             raise
         pending = list(jobs)
-        while pending:
-            pending = [job for job in pending if not job.step()]
-            if pending:
-                # Blocks on one process at a time, but never longer than a poll: the others' deadlines
-                # and interrupts are looked at again right after.
-                pending[0].wait(POLL_SECONDS)
+        try:
+            while pending:
+                pending = [job for job in pending if not job.step()]
+                if pending:
+                    # Blocks on one process at a time, but never longer than a poll: the others'
+                    # deadlines and interrupts are looked at again right after.
+                    pending[0].wait(POLL_SECONDS)
+        except BaseException:
+            # A signal (Ctrl-C before anything changed) or a bug: our commands do not outlive us.
+            for job in pending:
+                job.kill()
+            raise
         return [job.result() for job in jobs]
 
 
@@ -182,7 +188,7 @@ class _Job:
             reader.join(max(0.0, until - time.monotonic()))
 
     def kill(self) -> None:
-        """Kill and reap it at once (another command of the batch could not even start)."""
+        """Kill and reap it at once (the batch was abandoned: a start failed, or a signal came)."""
         self._signal(signal.SIGKILL)
         self.process.wait()
         if self.command.keep_stdin_open and self.process.stdin is not None:

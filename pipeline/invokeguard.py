@@ -18,6 +18,7 @@ ever change shape, nothing is wrapped and Invoke's own behaviour remains.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from pipeline.errors import ConfigError
 
 # Each config file Invoke loaded: its ``pipeline`` section, or why it cannot be used.
+_NEEDS = re.compile(r"Flag <Argument: (\w+)[^>]*> needed value and was not given one")
 _FILES: dict[str, dict[str, Any] | ConfigError] = {}
 _LEVELS = ("system", "user", "project", "runtime")
 
@@ -46,7 +48,7 @@ def layers(config: Any) -> Iterator[tuple[str, dict[str, Any]]]:
             raise ConfigError(f"{shown(path)}: no such configuration file (given with -f)")
         if not path:
             continue
-        found = _FILES.get(path)
+        found = _FILES.get(os.path.abspath(os.path.expanduser(path)))
         if isinstance(found, ConfigError):
             raise found
         if found:
@@ -139,6 +141,8 @@ def _bad_value(program: Any, message: str) -> tuple[str, str | None]:
 def _usage(program: Any, message: str, name: str | None) -> str:
     """``error: ...`` and a usage line for the task concerned (or the list of tasks)."""
     message = message.replace("No idea what ", "unknown task or flag ").rstrip("!")
+    message = _NEEDS.sub(r"--\1 needs a value", message)
+    message = message.replace("_", "-") if message.startswith("--") else message
     called = getattr(program, "called_as", None) or ""
     binary = "invoke" if not called or called.endswith(".py") else called
     tasks = getattr(program.collection, "tasks", {})

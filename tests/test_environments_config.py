@@ -144,7 +144,10 @@ EXACTLY_ONE = "give exactly one of http, command (with service) or compose"
         ({"http": "http://x/h", "status": 600}, "health[0].status: 600 is not an HTTP status"),
         ({"http": "http://x/h", "status": 99}, "health[0].status: 99 is not an HTTP status"),
         ({"compose": True, "interval": -1}, "health[0].interval: -1.0 must be between 0 and 3600 seconds"),
-        ({"compose": True, "timeout": 1e9}, "health[0].timeout: 1000000000.0 must be between 0.1 and 3600 seconds"),
+        (
+            {"compose": True, "timeout": 1e9},
+            "health[0].timeout: 1000000000.0 must be between 0.1 and 3600 seconds",
+        ),
         (
             {"compose": True, "attempts": 0},
             "health[0].attempts: 0 must be between 1 and 10000",
@@ -246,7 +249,10 @@ def test_fleet_and_database_settings_have_safe_defaults() -> None:
         ({"batch_size": 0}, f"{AT}.batch_size: 0 must be between 1 and 1000"),
         ({"max_failed_hosts": 1}, f"{AT}.max_failed_hosts: 1 must be 0 or more, and fewer than the hosts"),
         ({"deadlines": {"migrate": -1}}, f"{AT}.deadlines.migrate: -1.0 must be more than 0"),
-        ({"deadlines": {"health": float("nan")}}, f"{AT}.deadlines.health: nan is not a number this setting can use"),
+        (
+            {"deadlines": {"health": float("nan")}},
+            f"{AT}.deadlines.health: nan is not a number this setting can use",
+        ),
         ({"deadlines": {"deploy": 1e9}}, f"{AT}.deadlines.deploy: 1000000000.0 must be more than 0"),
         ({"ssh": {"keepalive": 0}}, f"{AT}.ssh.keepalive: 0 must be between 1 and 300"),
         (

@@ -1,0 +1,197 @@
+"""Bad input through the real ``invoke`` CLI: one clear line, the documented exit code, nothing changed.
+
+The configuration file's many ways to be wrong are also read directly (``test_configfile.py``); here
+each category goes through the program a user runs, in a real repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from gitrepos import ROOT, Repo, Run, invoke
+
+
+def snapshot(repo: Repo) -> dict[str, bytes]:
+    """Every file of the work tree and of .git's refs, to prove a refusal changed nothing."""
+    files = {}
+    for path in sorted(repo.path.rglob("*")):
+        if path.is_file() and "objects" not in path.parts and path.name != "index":
+            files[str(path.relative_to(repo.path))] = path.read_bytes()
+    return files
+
+
+def refused(run: Run, code: int, *phrases: str) -> str:
+    """The run exited ``code`` with one ``error:`` line containing each phrase, and no traceback."""
+    assert run.code == code, (run.stdout, run.stderr)
+    assert "Traceback" not in run.stderr + run.stdout
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, run.stderr
+    for phrase in phrases:
+        assert phrase in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "phrases"),
+    [
+        ("pipeline: [\n", ["invoke.yaml: line 2, column 1:"]),
+        ("pipeline:\n\tlint: []\n", ["invoke.yaml: line 2", "'\\t'"]),
+        ("- a\n- b\n", ["invoke.yaml: the top level must be a mapping of keys, got a list"]),
+        ("just words\n", ["invoke.yaml: the top level must be a mapping", "a string"]),
+        ("pipeline: [1]\n", ["invoke.yaml: pipeline: expected a mapping of keys, got a list"]),
+        ("pipeline: !!python/object/apply:os.system ['touch PWNED']\n", ["is not allowed (plain YAML only)"]),
+        ("pipeline: &a\n  lint: *a\n", ["invoke.yaml: an anchor refers to itself"]),
+        (
+            "pipeline:\n  lint: []\n  lint: [x]\n",
+            ["invoke.yaml: line 3: duplicate key 'lint' (first on line 2)"],
+        ),
+        ("pipeline:\n  checklist: {version_file: ../../etc/passwd}\n", ["pipeline.checklist.version_file:"]),
+        ('pipeline:\n  checklist: {tag_prefix: "v\\0"}\n', ["pipeline.checklist.tag_prefix: contains"]),
+        ("pipeline:\n  checklist: [1]\n", ["invoke.yaml: pipeline.checklist: expected object, got array"]),
+    ],
+)
+def test_a_broken_invoke_yaml_is_one_line_naming_the_file_and_exit_2(
+    repo: Repo, text: str, phrases: list[str]
+) -> None:
+    repo.write("invoke.yaml", text)
+    before = snapshot(repo)
+    refused(invoke(repo.path, "preflight"), 2, *phrases)
+    assert snapshot(repo) == before
+    assert not (repo.path / "PWNED").exists()
+
+
+def test_invoke_list_still_lists_the_tasks_and_says_the_configuration_is_broken(repo: Repo) -> None:
+    repo.write("invoke.yaml", "pipeline: [\n")
+    run = invoke(repo.path, "--list")
+    assert run.code == 0, run.stderr
+    assert "deploy" in run.stdout and "preflight" in run.stdout
+    assert run.stderr.startswith("warning: the pipeline tasks will refuse to run: invoke.yaml: line 2")
+    assert "Traceback" not in run.stderr
+
+
+def test_a_missing_runtime_file_is_named_not_ignored(repo: Repo) -> None:
+    refused(invoke(repo.path, "-f", "nope.yaml", "preflight"), 2, "nope.yaml: no such configuration file")
+
+
+def test_a_runtime_file_error_names_that_file_not_invoke_yaml(repo: Repo) -> None:
+    repo.write("ci.yaml", "pipeline:\n  checklist: {require_clean: maybe}\n")
+    refused(invoke(repo.path, "-f", "ci.yaml", "preflight"), 2, "ci.yaml: pipeline.checklist.require_clean")
+
+
+@pytest.mark.parametrize(
+    ("variables", "code", "phrase"),
+    [
+        ({"INVOKE_PIPELINE_CHECKLIST_REQUIRE_CLEAN": "maybe"}, 2, "is not true or false"),
+        ({"INVOKE_PIPELINE_LINT": "ruff check"}, 2, 'a list; give it as JSON, e.g. ["one", "two"]'),
+        (
+            {"INVOKE_PIPELINE_CHECKLIST_TAG_PREFX": "r"},
+            2,
+            "(did you mean INVOKE_PIPELINE_CHECKLIST_TAG_PREFIX?)",
+        ),
+        (
+            {"INVOKE_PIPELINE_CHECKLIST_TAG_PREFIX": "a b"},
+            2,
+            "INVOKE_PIPELINE_CHECKLIST_TAG_PREFIX: pipeline.",
+        ),
+    ],
+)
+def test_environment_overrides_are_cast_by_the_type_of_their_key(
+    repo: Repo, variables: dict[str, str], code: int, phrase: str
+) -> None:
+    refused(invoke(repo.path, "preflight", env=variables), code, phrase)
+
+
+def test_false_no_off_and_0_in_an_override_mean_false(repo: Repo) -> None:
+    repo.write("untracked.txt", "x")
+    assert invoke(repo.path, "preflight").code == 3  # the clean-tree item fails
+    for word in ("false", "no", "OFF", "0"):
+        run = invoke(repo.path, "preflight", env={"INVOKE_PIPELINE_CHECKLIST_REQUIRE_CLEAN": word})
+        assert run.code == 0, (word, run.stdout)
+    (repo.path / "untracked.txt").unlink()
+    run = invoke(repo.path, "preflight", "--with-tests", env={"INVOKE_PIPELINE_LINT": '["python -c pass"]'})
+    assert run.code == 0 and "ok   lint       1 command(s) passed" in run.stdout
+
+
+@pytest.mark.parametrize("task", ["deploy", "status", "history", "rollback", "unlock", "migrate", "health"])
+def test_every_task_has_help_even_those_that_take_an_environment(repo: Repo, task: str) -> None:
+    run = invoke(repo.path, task, "--help")
+    assert run.code == 0, run.stderr
+    assert f"Usage: inv[oke] [--core-opts] {task}" in run.stdout and "--env" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "phrases", "usage"),
+    [
+        (["deploy"], ["deploy: --env is required"], "usage: invoke deploy --env ENV [--version VERSION]"),
+        (["deploy", "--env"], ["deploy: --env needs a value"], "usage: invoke deploy --env ENV"),
+        (["preflight", "--bogus"], ["preflight: unknown task or flag '--bogus'"], "usage: invoke preflight"),
+        (["bogus"], ["unknown task or flag 'bogus'"], "usage: invoke TASK [--flags]; tasks: deploy, health"),
+        (["history", "--env", "x", "--limit", "abc"], ["--limit: 'abc' is not a whole number"], "history"),
+        (["deploy", "--env", "x", "--lock-wait", "soon"], ["--lock-wait: 'soon' is not a number"], "deploy"),
+    ],
+)
+def test_usage_mistakes_exit_2_with_a_usage_line(
+    repo: Repo, argv: list[str], phrases: list[str], usage: str
+) -> None:
+    run = invoke(repo.path, *argv)
+    refused(run, 2, *phrases)
+    assert usage in run.stderr
+
+
+ENVIRONMENT = """
+  environments:
+    prod: {target: compose, hosts: ["127.0.0.1:9"], path: /srv/app, repository: "https://example.invalid/a"}
+"""
+
+
+def signalled(repo: Repo, task: list[str], signum: int) -> tuple[int, str, Path]:
+    """Run a task whose lint command sleeps, signal invoke once the command runs; (code, stderr, pid file)."""
+    marker = repo.path.parent / "lint.pid"
+    lint = f"python -c \"import os, time; open('{marker}', 'w').write(str(os.getpid())); time.sleep(60)\""
+    repo.write(
+        "invoke.yaml",
+        "pipeline:\n  checklist: {changelog_unreleased_ok: true}\n"
+        f"  lint: [{json.dumps(lint)}]\n{ENVIRONMENT}",
+    )
+    repo.write("compose.yaml", "services:\n  web:\n    image: nginx\n")
+    repo.commit("chore: a slow lint")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", *task], cwd=repo.path, env=environment,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, stderr, marker
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_before_anything_changed_exits_130_or_143_and_stops_the_command(
+    repo: Repo, signum: int, code: int
+) -> None:
+    returncode, stderr, marker = signalled(repo, ["preflight", "--with-tests"], signum)
+    assert returncode == code, stderr
+    assert stderr.strip() == f"interrupted by {signal.Signals(signum).name}: nothing was changed"
+    lint_pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(lint_pid, 0)  # the lint command was stopped with the task
+
+
+def test_a_signal_while_a_deploy_runs_its_local_stages_changes_nothing(repo: Repo) -> None:
+    returncode, stderr, _ = signalled(repo, ["deploy", "--env", "prod"], signal.SIGTERM)
+    assert (returncode, stderr.strip()) == (143, "interrupted by SIGTERM: nothing was changed")
