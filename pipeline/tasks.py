@@ -195,22 +195,28 @@ def deploy(
             raise Exit(code=int(code))
 
 
-@task(help={"env": "The environment."})
-def status(c: Context, env: str) -> None:
+@task(help={"env": "The environment.", "json": "Print JSON instead of text."})
+def status(c: Context, env: str, json: bool = False) -> None:
     """What each host serves, its last deploy, and who holds the lock."""
     with _reported_errors():
         from pipeline import operate
 
-        operate.status(_config(c), env, _seams()[0], print)
+        operate.status(_config(c), env, _seams()[0], print, as_json=json)
 
 
-@task(help={"env": "The environment.", "limit": "How many entries per host (default 20)."})
-def history(c: Context, env: str, limit: int = 20) -> None:
+@task(
+    help={
+        "env": "The environment.",
+        "limit": "How many entries per host, 1 to 1000 (default 20).",
+        "json": "Print JSON instead of text.",
+    }
+)
+def history(c: Context, env: str, limit: str = "20", json: bool = False) -> None:
     """The release journal of each host: deploys and rollbacks, newest last."""
     with _reported_errors():
         from pipeline import operate
 
-        operate.history(_config(c), env, _seams()[0], print, limit)
+        operate.history(_config(c), env, _seams()[0], print, operate.check_limit(limit), as_json=json)
 
 
 @task(help={"env": "The environment."})
