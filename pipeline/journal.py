@@ -97,8 +97,7 @@ def parse_journal(text: str) -> list[Entry]:
 
 
 def read_journal(text: str, from_end: bool = False) -> tuple[list[Entry], list[Damaged]]:
-    """The well-formed entries and the damaged lines; ``from_end`` numbers lines from the end (the
-    text is the end of a longer journal)."""
+    """The well-formed entries and the damaged lines (numbered from the end when ``from_end``)."""
     lines = text.split("\n")
     while lines and not lines[-1].strip():
         lines.pop()

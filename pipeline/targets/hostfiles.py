@@ -81,10 +81,7 @@ def read_state(paths: Paths, app: str, git: bool) -> tuple[str, ...]:
 
 
 def parse_state(unit: str, code: int, out: str, err: str) -> UnitState:
-    """What ``read_state`` printed, as a UnitState (a journal that cannot be read is ``damaged``).
-
-    Whatever the host sent, this returns: a line that is no record is in ``damaged_lines``.
-    """
+    """What ``read_state`` printed, whatever it is, as a UnitState (bad lines in ``damaged_lines``)."""
     if code == UNREADABLE:
         return UnitState(unit, damaged=printable((err.strip().splitlines() or ["unreadable"])[-1][-300:]))
     if code != 0:
