@@ -109,7 +109,8 @@ def status_data(name: str, states: Sequence[UnitState], now: float | None = None
         lock = state.lock
         locked: dict[str, object] | None = None
         if lock is not None:
-            locked = {**asdict(lock), "age_seconds": lock.age(now)}
+            age = lock.age(now)
+            locked = {**asdict(lock), "age_seconds": None if age is None else int(age)}
         mine = state.interrupted()
         interrupted = None
         if lock is not None and mine:
