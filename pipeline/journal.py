@@ -8,6 +8,7 @@ was killed in between is visible to the next one.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -63,26 +64,72 @@ class Entry:
 
 _FIELDS = {f.name: f for f in fields(Entry)}
 _OPTIONAL = {"commit", "previous_version", "db_before", "db_after", "db_end"}
+# Values the engine puts in commands (a path, ``git checkout``, ``alembic downgrade``) must look like
+# what the pipeline writes, so a damaged or hostile line can never become an argument or a path.
+_VERSION = (re.compile(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,127}"), "version")
+_REVISION = (re.compile(r"[0-9A-Za-z_]{1,128}"), "database revision")
+_SHAPES = {
+    "version": _VERSION,
+    "previous_version": _VERSION,
+    "commit": (re.compile(r"[0-9a-f]{4,64}"), "commit id"),
+    "db_before": _REVISION,
+    "db_after": _REVISION,
+    "db_end": _REVISION,
+}
+MAX_FIELD = 4096  # characters in any text field of a record
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A journal line that is not a record: where it is and why (never used for a decision)."""
+
+    line: int  # 1 is the first line of the file; -1 the last, when only the journal's end was read
+    reason: str
+
+    def where(self) -> str:
+        """``line 7``, or ``line 3 from the end``."""
+        return f"line {self.line}" if self.line > 0 else f"line {-self.line} from the end"
 
 
 def parse_journal(text: str) -> list[Entry]:
     """Every well-formed entry, oldest first; a torn, foreign or mistyped line is skipped, not fatal."""
-    entries = []
-    for line in text.splitlines():
-        try:
-            data = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
+    return read_journal(text)[0]
+
+
+def read_journal(text: str, from_end: bool = False) -> tuple[list[Entry], list[Damaged]]:
+    """The well-formed entries and the damaged lines (numbered from the end when ``from_end``)."""
+    lines = text.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    entries, damaged = [], []
+    for index, line in enumerate(lines):
+        if not line.strip():
             continue
-        entry = _entry(data) if isinstance(data, dict) else None
-        if entry is not None:
-            entries.append(entry)
-    return entries
+        found = _parsed(line)
+        if isinstance(found, Entry):
+            entries.append(found)
+        else:
+            number = index - len(lines) if from_end else index + 1
+            damaged.append(Damaged(number, found))
+    return entries, damaged
 
 
-def _entry(data: Mapping[str, Any]) -> Entry | None:
-    """An Entry when every known field has its type; None for a damaged record."""
-    if not {"event", "version", "result"} <= data.keys():
-        return None
+def _parsed(line: str) -> Entry | str:
+    """The line's Entry, or why it is damaged."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):  # ValueError: JSONDecodeError, and integers past the digit limit
+        return "not JSON (a torn write or a foreign line)"
+    if not isinstance(data, dict):
+        return f"not a JSON object but {_kind(data)}"
+    return _entry(data)
+
+
+def _entry(data: Mapping[str, Any]) -> Entry | str:
+    """An Entry when every known field has its type and shape; else why it is damaged."""
+    missing = [k for k in ("event", "version", "result") if k not in data]
+    if missing:
+        return f"no {', '.join(missing)}"
     values: dict[str, Any] = {f: None for f in _OPTIONAL}
     values.update(reason="", who="", at="", run_url="", host="", run="", touched=True, phase="")
     for key, value in data.items():
@@ -90,11 +137,30 @@ def _entry(data: Mapping[str, Any]) -> Entry | None:
             continue
         if key == "touched":
             if not isinstance(value, bool):
-                return None
-        elif not (isinstance(value, str) or (value is None and key in _OPTIONAL)):
-            return None
+                return f"{key}: {_kind(value)} where true or false belongs"
+        elif value is None and key in _OPTIONAL:
+            pass
+        elif not isinstance(value, str):
+            return f"{key}: {_kind(value)} where a string belongs"
+        elif len(value) > MAX_FIELD:
+            return f"{key}: longer than {MAX_FIELD} characters"
+        elif key in _SHAPES and not _SHAPES[key][0].fullmatch(value):
+            return f"{key}: not a {_SHAPES[key][1]}"
         values[key] = value
     return Entry(**values)
+
+
+def _kind(value: object) -> str:
+    """A JSON value's type in JSON's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def last_serving(entries: Sequence[Entry]) -> Entry | None:

@@ -6,8 +6,10 @@ none of them reaches into the engine's state.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from pipeline.config import PipelineConfig
@@ -15,6 +17,8 @@ from pipeline.engine.values import Release, UnitState
 from pipeline.errors import ExitCode, InputError
 from pipeline.executor import Executor
 from pipeline.http import HttpClient
+from pipeline.journal import IN_PROGRESS, Entry
+from pipeline.terminal import printable
 
 if TYPE_CHECKING:
     from pipeline.engine.run import Engine
@@ -47,47 +51,167 @@ def serving(states: Sequence[UnitState]) -> Release:
     return Release(first.version, first.commit)
 
 
-def status(config: PipelineConfig, name: str, executor: Executor, say: Say) -> ExitCode:
+HISTORY_MAX = 1000  # entries per host `history --limit` accepts
+DAMAGED_SHOWN = 5  # damaged lines listed per host in text (all of them in JSON)
+
+
+def _field(value: object) -> str:
+    """A value read from a host, on one line and without control characters."""
+    return printable(str(value), keep_lines=False)
+
+
+def _safe(say: Say) -> Say:
+    """``say`` that never passes a control character from a host on to the terminal."""
+    return lambda text: say(printable(text))
+
+
+def damaged_lines(state: UnitState) -> list[str]:
+    """The text lines about a unit's damaged journal lines, newest last."""
+    lines = [f"  DAMAGED journal {d.where()}: {_field(d.reason)} (ignored)" for d in state.damaged_lines]
+    more = len(lines) - DAMAGED_SHOWN
+    shown = lines[-DAMAGED_SHOWN:] if more > 0 else lines
+    head = [f"  DAMAGED journal: {more} more damaged lines (`--json` lists them all)"] if more > 0 else []
+    cut = ["  journal: longer than what is read of it; only its end was read"] if state.cut else []
+    return cut + head + shown
+
+
+def render_status(name: str, states: Sequence[UnitState]) -> list[str]:
+    """The text of ``invoke status``: per unit, what it serves, its last entry, lock and damage."""
+    lines = []
+    for state in states:
+        serving = _field(state.serving.version) if state.serving else "nothing recorded"
+        lines.append(f"{_field(state.name)}: serving {serving}")
+        if state.damaged:
+            lines.append(f"  JOURNAL UNREADABLE: {_field(state.damaged)}")
+        last = state.journal[-1] if state.journal else None
+        if last is not None:
+            words = (last.event, last.version, last.result, "by", last.who, "at", last.at)
+            lines.append("  last: " + " ".join(_field(w) for w in words))
+        if state.lock is not None:
+            lines.append(f"  LOCKED by {state.lock.describe()}")
+            if state.interrupted():
+                lines.append(
+                    f"  INTERRUPTED: run {_field(state.lock.run)} never recorded its outcome; "
+                    f"`invoke rollback --env {name}` finishes its rollback"
+                )
+        lines += damaged_lines(state)
+    return lines
+
+
+def _damaged_data(state: UnitState) -> list[dict[str, object]]:
+    return [{"line": d.line, "reason": d.reason} for d in state.damaged_lines]
+
+
+def status_data(name: str, states: Sequence[UnitState], now: float | None = None) -> dict[str, object]:
+    """``invoke status --json``: the same facts and words as the text."""
+    hosts = []
+    for state in states:
+        lock = state.lock
+        locked: dict[str, object] | None = None
+        if lock is not None:
+            age = lock.age(now)
+            locked = {**asdict(lock), "age_seconds": None if age is None else int(age)}
+        mine = state.interrupted()
+        interrupted = None
+        if lock is not None and mine:
+            interrupted = {"run": lock.run, "version": mine[-1].version, "phase": mine[-1].phase}
+        hosts.append(
+            {
+                "host": state.name,
+                "serving": state.serving.version if state.serving else None,
+                "last": asdict(state.journal[-1]) if state.journal else None,
+                "locked": locked,
+                "interrupted": interrupted,
+                "journal_unreadable": state.damaged or None,
+                "journal_cut": state.cut,
+                "damaged": _damaged_data(state),
+            }
+        )
+    return {"environment": name, "hosts": hosts}
+
+
+def status(
+    config: PipelineConfig, name: str, executor: Executor, say: Say, as_json: bool = False
+) -> ExitCode:
     """What each unit serves, its last journal entry, who holds the lock and for how long."""
+    say = _safe(say)
     with engine_of(config, name, executor, None, say) as engine:
-        for state in engine.read(strict=False):
-            say(f"{state.name}: serving {state.serving.version if state.serving else 'nothing recorded'}")
-            if state.damaged:
-                say(f"  JOURNAL UNREADABLE: {state.damaged}")
-            last = state.journal[-1] if state.journal else None
-            if last is not None:
-                say(f"  last: {last.event} {last.version} {last.result} by {last.who} at {last.at}")
-            if state.lock is not None:
-                say(f"  LOCKED by {state.lock.describe()}")
-                if state.interrupted():
-                    say(
-                        f"  INTERRUPTED: run {state.lock.run} never recorded its outcome; "
-                        f"`invoke rollback --env {name}` finishes its rollback"
-                    )
+        states = engine.read(strict=False)
+    if as_json:
+        say(json.dumps(status_data(name, states), indent=2))
+    else:
+        for line in render_status(name, states):
+            say(line)
     return ExitCode.OK
 
 
-def history(config: PipelineConfig, name: str, executor: Executor, say: Say, limit: int) -> ExitCode:
-    """The newest journal entries of every unit (a run's in_progress records only while it has no outcome)."""
-    from pipeline.journal import IN_PROGRESS
+def shown_entries(state: UnitState, limit: int) -> list[Entry]:
+    """The newest ``limit`` entries of a unit (a run's in_progress records only while it has no outcome)."""
+    ended = {e.run for e in state.journal if e.run and e.result != IN_PROGRESS}
+    shown = [e for e in state.journal if e.result != IN_PROGRESS or e.run not in ended]
+    return shown[-limit:]
 
+
+def render_history(states: Sequence[UnitState], limit: int) -> list[str]:
+    """The text of ``invoke history``: per unit, its newest entries, then its damaged lines."""
+    lines = []
+    for state in states:
+        lines.append(f"{_field(state.name)}:")
+        for e in shown_entries(state, limit):
+            moves = [r for r in (e.db_before, e.db_after, e.db_end) if r is not None]
+            steps = [r for i, r in enumerate(moves) if i == 0 or r != moves[i - 1]]
+            db = f" db {'->'.join(steps)}" if steps else ""
+            why = f" ({_field(e.reason)})" if e.reason else ""
+            phase = f" {_field(e.phase)}" if e.result == IN_PROGRESS and e.phase else ""
+            at, event, version, result, who = (_field(v) for v in (e.at, e.event, e.version, e.result, e.who))
+            lines.append(f"  {at} {event:<8} {version:<12} {result:<11} {who}{db}{phase}{why}")
+        lines += damaged_lines(state)
+    return lines
+
+
+def history_data(name: str, states: Sequence[UnitState], limit: int) -> dict[str, object]:
+    """``invoke history --json``: the same entries as the text, as the journal writes them."""
+    hosts = [
+        {
+            "host": state.name,
+            "entries": [asdict(e) for e in shown_entries(state, limit)],
+            "journal_cut": state.cut,
+            "damaged": _damaged_data(state),
+        }
+        for state in states
+    ]
+    return {"environment": name, "limit": limit, "hosts": hosts}
+
+
+def check_limit(limit: int | str) -> int:
+    """``--limit`` as a number from 1 to HISTORY_MAX, else an input error (before any host is asked)."""
+    text = str(limit).strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= HISTORY_MAX):
+        raise InputError(
+            f"--limit must be a whole number from 1 to {HISTORY_MAX}, got {printable(repr(text))}"
+        )
+    return int(text)
+
+
+def history(
+    config: PipelineConfig, name: str, executor: Executor, say: Say, limit: int | str, as_json: bool = False
+) -> ExitCode:
+    """The newest journal entries of every unit, and the lines of its journal that are damaged."""
+    limit = check_limit(limit)
+    say = _safe(say)
     with engine_of(config, name, executor, None, say) as engine:
-        for state in engine.read():
-            say(f"{state.name}:")
-            ended = {e.run for e in state.journal if e.run and e.result != IN_PROGRESS}
-            shown = [e for e in state.journal if e.result != IN_PROGRESS or e.run not in ended]
-            for e in shown[-limit:]:
-                moves = [r for r in (e.db_before, e.db_after, e.db_end) if r is not None]
-                steps = [r for i, r in enumerate(moves) if i == 0 or r != moves[i - 1]]
-                db = f" db {'->'.join(steps)}" if steps else ""
-                why = f" ({e.reason})" if e.reason else ""
-                phase = f" {e.phase}" if e.result == IN_PROGRESS and e.phase else ""
-                say(f"  {e.at} {e.event:<8} {e.version:<12} {e.result:<11} {e.who}{db}{phase}{why}")
+        states = engine.read()
+    if as_json:
+        say(json.dumps(history_data(name, states, limit), indent=2))
+    else:
+        for line in render_history(states, limit):
+            say(line)
     return ExitCode.OK
 
 
 def unlock(config: PipelineConfig, name: str, executor: Executor, say: Say) -> ExitCode:
     """Release a lock left by a cancelled run, saying who held it and since when."""
+    say = _safe(say)
     with engine_of(config, name, executor, None, say) as engine:
         states = engine.read(strict=False)
         engine.unlock_held(states)
@@ -103,6 +227,7 @@ def unlock(config: PipelineConfig, name: str, executor: Executor, say: Say) -> E
 
 def health(config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say) -> ExitCode:
     """The health checks against what is deployed; exit 1 when one fails."""
+    say = _safe(say)
     with engine_of(config, name, executor, http, say) as engine:
         states = engine.read()
         results = engine.check(serving(states).version, states)
@@ -114,6 +239,7 @@ def health(config: PipelineConfig, name: str, executor: Executor, http: HttpClie
 
 def migrate(config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say) -> ExitCode:
     """Run the migrations of the release that is deployed, under the deploy lock."""
+    say = _safe(say)
     if config.environment(name).migrate is None:
         raise InputError(f"pipeline.environments.{name}.migrate is not configured")
     with engine_of(config, name, executor, http, say) as engine:
@@ -128,6 +254,7 @@ def rollback(
     config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say, to: str | None
 ) -> ExitCode:
     """Finish an interrupted run, or go back to the last release healthy on every unit (or ``to``)."""
+    say = _safe(say)
     from pipeline.engine.recovery import prepare_rollback
 
     prefix = config.checklist.tag_prefix
@@ -149,6 +276,7 @@ def notify(
     from pipeline.notify import Notification, build_notifiers, send_all
     from pipeline.secrets import Redactor
 
+    say = _safe(say)
     env = config.environment(name)
     redactor = Redactor()
     notifiers = build_notifiers(

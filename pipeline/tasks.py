@@ -21,6 +21,7 @@ from invoke.tasks import task
 from pipeline import interrupts, invokeguard
 from pipeline.defaults import DEFAULTS
 from pipeline.errors import ChecklistFailed, InputError, PipelineError
+from pipeline.terminal import printable
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
@@ -49,9 +50,9 @@ def _reported_errors() -> Iterator[None]:
             from pipeline import report
 
             print(report.render_text("checks", exc.results), file=sys.stderr)  # type: ignore[arg-type]
-        raise Exit(f"error: {exc}", code=int(exc.exit_code)) from None
+        raise Exit(f"error: {printable(str(exc))}", code=int(exc.exit_code)) from None
     except PipelineError as exc:
-        raise Exit(f"error: {exc}", code=int(exc.exit_code)) from None
+        raise Exit(f"error: {printable(str(exc))}", code=int(exc.exit_code)) from None
     except Exit:
         raise
     except interrupts.Interrupted as exc:
@@ -241,29 +242,37 @@ def deploy(
             raise InputError(f"--lock-wait: {lock_wait:g} must be between 0 and 86400 seconds")
         request = DeployRequest(env, version, validate_skip(skip or []), dry_run, report, lock_wait)
         executor, http = _seams()
-        code, _ = run_deploy(executor, http, _project(c), _config(c), request)
+        say = lambda line: print(printable(line), flush=True)  # noqa: E731 - host text is escaped
+        code, _ = run_deploy(executor, http, _project(c), _config(c), request, say)
         if code:
             raise Exit(code=int(code))
 
 
-@task(positional=[], help={"env": "The environment."})
-def status(c: Context, env: str) -> None:
+@task(positional=[], help={"env": "The environment.", "json": "Print JSON instead of text."})
+def status(c: Context, env: str, json: bool = False) -> None:
     """What each host serves, its last deploy, and who holds the lock."""
     with _reported_errors():
         _required("status", env=env)
         from pipeline import operate
 
-        operate.status(_config(c), env, _seams()[0], print)
+        operate.status(_config(c), env, _seams()[0], print, as_json=json)
 
 
-@task(positional=[], help={"env": "The environment.", "limit": "How many entries per host (default 20)."})
-def history(c: Context, env: str, limit: int = 20) -> None:
+@task(
+    positional=[],
+    help={
+        "env": "The environment.",
+        "limit": "How many entries per host, 1 to 1000 (default 20).",
+        "json": "Print JSON instead of text.",
+    },
+)
+def history(c: Context, env: str, limit: str = "20", json: bool = False) -> None:
     """The release journal of each host: deploys and rollbacks, newest last."""
     with _reported_errors():
         _required("history", env=env)
         from pipeline import operate
 
-        operate.history(_config(c), env, _seams()[0], print, limit)
+        operate.history(_config(c), env, _seams()[0], print, operate.check_limit(limit), as_json=json)
 
 
 @task(positional=[], help={"env": "The environment."})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import date
 
 import semver
@@ -11,7 +13,11 @@ from hypothesis import strategies as st
 from pipeline.changelog import parse_changelog, release_changelog
 from pipeline.commits import Commit, judge, parse_log
 from pipeline.config import CONVENTIONAL_TYPES, PipelineConfig, load_config
+from pipeline.engine.values import parse_lock
 from pipeline.errors import ConfigError, InputError
+from pipeline.journal import read_journal
+from pipeline.operate import history_data, render_history, render_status, status_data
+from pipeline.targets.hostfiles import parse_state
 from pipeline.versions import parse_version, release_tags
 
 small = settings(max_examples=100, deadline=None)
@@ -212,3 +218,66 @@ def test_a_released_changelog_reparses_with_the_new_section_and_no_problems(
     if with_links:
         assert after.links["unreleased"][1] == f"https://github.com/o/r/compare/v{new}...HEAD"
         assert after.links[new][1] == f"https://github.com/o/r/compare/v0.0.1...v{new}"
+
+
+# Journal lines and locks read back from a host: JSON values of the right and wrong types under the
+# record's keys, torn lines, section markers and control characters.
+ENTRY_KEYS = st.sampled_from(
+    ["event", "version", "result", "commit", "previous_version", "db_before", "db_after", "db_end", "who",
+     "at", "reason", "run", "phase", "touched", "host", "hosts", "run_url", "operation", "runner"]
+)  # fmt: skip
+HOST_TEXT = st.one_of(
+    st.sampled_from(
+        ["healthy", "in_progress", "1.0.0", "a" * 40, "0003", "r1", "\x1b[2J", "\r\b\x9b", "\udc80"]
+    ),
+    st.text(max_size=12),
+)
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), HOST_TEXT, st.just(2**70)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(HOST_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+RECORDS = st.dictionaries(ENTRY_KEYS, JSON_VALUES | HOST_TEXT, max_size=10).map(
+    lambda d: json.dumps(d, allow_nan=True)
+)
+HOST_LINES = st.one_of(
+    RECORDS,
+    RECORDS.map(lambda line: line[: len(line) // 2]),
+    st.sampled_from(["", "held", "free", "NaN", "1" * 5000, "[" * 3000, "--pipeline-section-lock"]),
+    st.sampled_from(["--pipeline-section-journal", "--pipeline-section-commit", "--pipeline-section-size"]),
+    st.text(max_size=40),
+)
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+hostile = settings(max_examples=200, deadline=None)
+
+
+@small
+@given(st.lists(HOST_LINES.filter(lambda line: "\n" not in line and "\r" not in line), max_size=12))
+def test_every_journal_line_is_an_entry_or_a_damaged_line_and_never_an_exception(lines):
+    entries, damaged = read_journal("\n".join(lines))
+    assert len(entries) + len(damaged) == len([line for line in lines if line.strip()])
+    assert all(isinstance(e.version, str) and isinstance(e.touched, bool) for e in entries)
+    assert all(0 < d.line <= len(lines) for d in damaged)
+
+
+@hostile
+@given(st.lists(HOST_LINES, max_size=12), st.booleans(), st.sampled_from([0, 1, 71, 255]))
+def test_whatever_a_host_sends_back_parses_and_prints_without_control_characters(lines, marked, code):
+    out = "\n".join(["--pipeline-section-journal"] * marked + lines)
+    state = parse_state("web1", code, out, out[-300:])
+    text = "\n".join(render_status("prod", [state]) + render_history([state], 20))
+    assert not CONTROL.search(text)
+    assert not CONTROL.search(json.dumps(status_data("prod", [state])))
+    assert not CONTROL.search(json.dumps(history_data("prod", [state], 20)))
+
+
+@hostile
+@given(st.one_of(RECORDS, JSON_VALUES.map(json.dumps), st.text(max_size=60)))
+def test_any_lock_content_is_a_held_lock_that_prints_safely_and_only_ours_can_be_taken_over(text):
+    lock = parse_lock(text)
+    assert all(isinstance(v, str) for v in vars(lock).values())
+    assert not CONTROL.search(lock.describe())
+    if lock.damaged:
+        assert lock.run == ""

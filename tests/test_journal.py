@@ -11,16 +11,18 @@ from pipeline.journal import (
     HEALTHY,
     RESTORED,
     ROLLED_BACK,
+    Damaged,
     Entry,
     healthy_everywhere,
     last_serving,
     parse_journal,
+    read_journal,
 )
 
 
 def entry(version: str, result: str = HEALTHY, event: str = "deploy", host: str = "web1") -> Entry:
     return Entry(
-        event=event, version=version, commit=f"{version}-commit", previous_version=None,
+        event=event, version=version, commit="c0ffee" + version.replace(".", ""), previous_version=None,
         db_before="0003", db_after="0004", result=result, reason="", who="ci",
         at="2026-11-21T00:00:00Z", run_url="https://ci/runs/1", host=host,
     )  # fmt: skip
@@ -115,3 +117,66 @@ def test_healthy_everywhere_is_none_when_the_hosts_share_no_healthy_version() ->
 def test_healthy_everywhere_of_no_hosts_is_none_and_of_one_host_its_last_serving() -> None:
     assert healthy_everywhere([]) is None
     assert healthy_everywhere([[entry("1.0.0"), entry("2.0.0"), entry("3.0.0", FAILED)]]) == "2.0.0"
+
+
+GOOD = '{"event": "deploy", "version": "1.0.0", "result": "healthy"'
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("garbage", "not JSON (a torn write or a foreign line)"),
+        ('{"event": "deploy", "version": "2.0.0", "res', "not JSON (a torn write or a foreign line)"),
+        ("1" * 5000, "not JSON (a torn write or a foreign line)"),  # past the integer digit limit
+        ("[1, 2]", "not a JSON object but an array"),
+        ("null", "not a JSON object but null"),
+        ("NaN", "not a JSON object but a number"),
+        (
+            '{"event": "deploy", "version": 3, "result": "healthy"}',
+            "version: a number where a string belongs",
+        ),
+        (
+            '{"event": "deploy", "version": NaN, "result": "healthy"}',
+            "version: a number where a string belongs",
+        ),
+        (GOOD + ', "at": null}', "at: null where a string belongs"),
+        (GOOD + ', "who": {"name": "x"}}', "who: an object where a string belongs"),
+        (GOOD + ', "reason": ["x"]}', "reason: an array where a string belongs"),
+        (GOOD + ', "db_after": 1e999}', "db_after: a number where a string belongs"),
+        (GOOD + ', "touched": "yes"}', "touched: a string where true or false belongs"),
+        (GOOD + ', "reason": "' + "x" * 5000 + '"}', "reason: longer than 4096 characters"),
+        ('{"event": "deploy", "version": "../../etc", "result": "healthy"}', "version: not a version"),
+        (GOOD + ', "previous_version": "-rf"}', "previous_version: not a version"),
+        (GOOD + ', "commit": "--upload-pack=touch /tmp/x"}', "commit: not a commit id"),
+        (GOOD + ', "db_before": "0003; rm -rf /"}', "db_before: not a database revision"),
+        ('{"event": "deploy", "version": "3.0.0"}', "no result"),
+    ],
+)
+def test_a_line_that_is_no_record_is_reported_damaged_with_its_line_number(line: str, reason: str) -> None:
+    text = entry("1.0.0").line() + line + "\n" + entry("1.1.0").line()
+    entries, damaged = read_journal(text)
+    assert [e.version for e in entries] == ["1.0.0", "1.1.0"]
+    assert damaged == [Damaged(2, reason)]
+    assert damaged[0].where() == "line 2"
+
+
+def test_blank_lines_are_neither_records_nor_damage_and_do_not_shift_line_numbers() -> None:
+    text = entry("1.0.0").line() + "\n  \n" + "garbage\n\n"
+    assert read_journal(text) == ([entry("1.0.0")], [Damaged(4, "not JSON (a torn write or a foreign line)")])
+
+
+def test_lines_of_the_end_of_a_journal_are_numbered_from_the_end() -> None:
+    text = "garbage\n" + entry("1.0.0").line() + "[]\n" + entry("1.1.0").line() + "\n"
+    _, damaged = read_journal(text, from_end=True)
+    assert [(d.line, d.where()) for d in damaged] == [
+        (-4, "line 4 from the end"),
+        (-2, "line 2 from the end"),
+    ]
+
+
+def test_a_damaged_newer_healthy_line_is_never_the_release_that_serves_or_a_rollback_target() -> None:
+    hostile = GOOD.replace("1.0.0", "../../../tmp/x") + "}\n"
+    entries, damaged = read_journal(entry("1.0.0").line() + entry("2.0.0").line() + hostile)
+    assert last_serving(entries) == entry("2.0.0")
+    assert healthy_everywhere([entries]) == "2.0.0"
+    assert len(damaged) == 1

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pipeline.environments import DeadlinesConfig as Deadlines
-from pipeline.journal import IN_PROGRESS, Entry, last_serving
+from pipeline.journal import IN_PROGRESS, Damaged, Entry, last_serving
+from pipeline.terminal import printable
 
 Database = Literal["none", "shared", "per_host"]
 Strategy = Literal["parallel", "rolling"]
@@ -49,10 +50,13 @@ class LockInfo:
     run_url: str = ""
     operation: str = "deploy"
     runner: str = ""
+    damaged: str = ""  # why the content is not a holder we wrote (never written to the unit)
 
     def to_json(self) -> str:
         """The lock's content as written on the unit."""
-        return json.dumps(asdict(self), sort_keys=True)
+        data = asdict(self)
+        del data["damaged"]
+        return json.dumps(data, sort_keys=True)
 
     def age(self, now: float | None = None) -> float | None:
         """Seconds since the lock was taken, when ``at`` says."""
@@ -68,18 +72,32 @@ class LockInfo:
         since = f" since {self.at}" if self.at else ""
         ago = f", {human_age(age)} ago" if age is not None else ""
         doing = "" if self.operation == "deploy" else f", {self.operation}"
-        return f"{self.who}{since} ({self.version}{doing}){ago}"
+        damaged = f" [damaged lock: {self.damaged}]" if self.damaged else ""
+        return printable(f"{self.who}{since} ({self.version}{doing}){ago}{damaged}", keep_lines=False)
+
+
+_LOCK_FIELDS = set(LockInfo.__dataclass_fields__) - {"damaged"}
+MAX_LOCK_FIELD = 1024  # characters in a field of a lock
 
 
 def parse_lock(text: str) -> LockInfo:
-    """The holder written in a lock; damaged or foreign content gives a holder of unknown fields."""
+    """The holder written in a lock; damaged or foreign content is a held lock of unknown holder."""
+    if not text.strip():
+        return LockInfo(who="unknown (the lock records no holder)")
     try:
         data: Any = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        data = None
+    except (ValueError, RecursionError):  # ValueError: JSONDecodeError, and integers past the digit limit
+        return LockInfo(who="unknown", damaged="not JSON")
     if not isinstance(data, dict):
-        return LockInfo(who="unknown (the lock records no holder)")
-    values = {k: v for k, v in data.items() if k in LockInfo.__dataclass_fields__ and isinstance(v, str)}
+        return LockInfo(who="unknown", damaged="not a JSON object")
+    values = {}
+    for key in sorted(_LOCK_FIELDS & data.keys()):
+        value = data[key]
+        if not isinstance(value, str):
+            return LockInfo(who="unknown", damaged=f"{key}: not a string")
+        if len(value) > MAX_LOCK_FIELD:
+            return LockInfo(who="unknown", damaged=f"{key}: longer than {MAX_LOCK_FIELD} characters")
+        values[key] = value
     return LockInfo(**values)
 
 
@@ -104,6 +122,8 @@ class UnitState:
     lock: LockInfo | None = None
     commit: str | None = None
     damaged: str = ""  # why the journal could not be read (then the unit's history is unknown)
+    damaged_lines: list[Damaged] = field(default_factory=list)  # lines that are no record, ignored
+    cut: bool = False  # the journal is longer than what is read of it: only its end was read
 
     @property
     def serving(self) -> Entry | None:
@@ -112,7 +132,7 @@ class UnitState:
 
     def interrupted(self) -> list[Entry]:
         """The in-progress records of the run that holds the lock and never recorded an outcome."""
-        if self.lock is None or not self.lock.run:
+        if self.lock is None or self.lock.damaged or not self.lock.run:
             return []
         mine = [e for e in self.journal if e.run == self.lock.run]
         if not mine or mine[-1].result != IN_PROGRESS:

@@ -7,11 +7,13 @@ short POSIX scripts take every value as a positional parameter, never interpolat
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pipeline.compose import state_dir_of
 from pipeline.engine.values import UnitState, parse_lock
-from pipeline.journal import parse_journal
+from pipeline.journal import read_journal
+from pipeline.terminal import printable
 
 HELD = 73  # the exit status of ``take_lock`` when another run holds the lock
 UNREADABLE = 71  # the exit status of ``read_state`` when the journal exists but cannot be read
@@ -41,49 +43,74 @@ class Paths:
         return f"{self.state}/lock"
 
 
+JOURNAL_BYTES = 2 * 1024 * 1024  # the end of a journal that is read (thousands of records)
+JOURNAL_LINES = 5000  # of which at most this many lines are parsed
+LOCK_BYTES = 16 * 1024  # of a lock file (a holder is a few hundred bytes)
+
+# Content lines that look like a section marker are escaped, so a journal or a lock cannot forge the
+# sections after it; a FIFO or a device in place of a file is refused (reading it would never end).
+_ESCAPE = f"sed 's/^{_SECTION}/!&/'"
 _READ = f"""
 j=$1 old=$2 l=$3 p=$4 git=$5
-echo '{_SECTION}journal'
-if [ -e "$j" ]; then cat -- "$j" || exit {UNREADABLE}
-elif [ -e "$old/journal.jsonl" ]; then cat -- "$old/journal.jsonl" || exit {UNREADABLE}
+if [ -e "$j" ]; then f=$j; elif [ -e "$old/journal.jsonl" ]; then f=$old/journal.jsonl; else f=; fi
+if [ -n "$f" ]; then
+  if [ ! -f "$f" ]; then echo "$f is not a regular file" >&2; exit {UNREADABLE}; fi
+  if [ ! -r "$f" ]; then echo "$f: permission denied" >&2; exit {UNREADABLE}; fi
+  size=$(wc -c <"$f") || exit {UNREADABLE}
+  echo '{_SECTION}size'; echo $size
 fi
+echo '{_SECTION}journal'
+if [ -n "$f" ]; then tail -c {JOURNAL_BYTES} -- "$f" | {_ESCAPE}; fi
 echo; echo '{_SECTION}lock'
 if [ -e "$l" ] || [ ! -e "$old/lock" ]; then lock=$l; else lock=$old/lock; fi
-if [ -d "$lock" ]; then echo held; cat -- "$lock/info.json" 2>/dev/null
-elif [ -e "$lock" ]; then echo held; cat -- "$lock"
+if [ -d "$lock" ]; then lock=$lock/info.json; echo held
+elif [ -e "$lock" ]; then echo held
 else echo free
 fi
+if [ -f "$lock" ]; then head -c {LOCK_BYTES} -- "$lock" | {_ESCAPE}; fi
 echo; echo '{_SECTION}commit'
 if [ "$git" = 1 ]; then git -C "$p" rev-parse --verify --quiet 'HEAD^{{commit}}' 2>/dev/null; fi
 exit 0
 """
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def read_state(paths: Paths, app: str, git: bool) -> tuple[str, ...]:
-    """One command printing the journal, the lock and the checkout's commit, in sections."""
+    """One command printing the journal's end, the lock and the checkout's commit, in sections."""
     return ("sh", "-c", _READ, "pl-read", paths.journal, paths.legacy, paths.lock, app, "1" if git else "0")
 
 
 def parse_state(unit: str, code: int, out: str, err: str) -> UnitState:
-    """What ``read_state`` printed, as a UnitState (a journal that cannot be read is ``damaged``)."""
+    """What ``read_state`` printed, whatever it is, as a UnitState (bad lines in ``damaged_lines``)."""
     if code == UNREADABLE:
-        return UnitState(unit, damaged=(err.strip().splitlines() or ["unreadable"])[-1])
+        return UnitState(unit, damaged=printable((err.strip().splitlines() or ["unreadable"])[-1][-300:]))
     if code != 0:
-        return UnitState(unit, damaged=f"reading the host's records exited {code}: {err.strip()[-200:]}")
+        why = printable(err.strip()[-200:], keep_lines=False)
+        return UnitState(unit, damaged=f"reading the host's records exited {code}: {why}")
     sections: dict[str, list[str]] = {}
     current = ""
-    for line in out.splitlines():
+    for line in out.split("\n"):
         if line.startswith(_SECTION):
-            current = line[len(_SECTION) :]
+            current = line[len(_SECTION) :].strip()
             sections[current] = []
         elif current:
             sections[current].append(line)
+    journal = sections.get("journal", [])
+    size = "".join(sections.get("size", [])).strip()
+    cut = size.isdigit() and int(size) > JOURNAL_BYTES
+    if cut:
+        journal = journal[1:]  # the first line is cut short
+    if len(journal) > JOURNAL_LINES + 1:  # one more: the empty line the section ends with
+        journal, cut = journal[-JOURNAL_LINES - 1 :], True
+    entries, damaged = read_journal("\n".join(journal), from_end=cut)
     lock_lines = sections.get("lock", [])
     lock = None
-    if lock_lines and lock_lines[0] == "held":
-        lock = parse_lock("\n".join(lock_lines[1:]).strip())
-    commit = "".join(sections.get("commit", [])).strip() or None
-    return UnitState(unit, parse_journal("\n".join(sections.get("journal", []))), lock, commit)
+    if lock_lines and lock_lines[0].strip() == "held":
+        lock = parse_lock("\n".join(lock_lines[1:]))
+    commit = "".join(sections.get("commit", [])).strip()
+    return UnitState(
+        unit, entries, lock, commit if _COMMIT.fullmatch(commit) else None, damaged_lines=damaged, cut=cut
+    )
 
 
 _LOCK = f"""
@@ -95,9 +122,9 @@ cat >"$t" || {{ rm -f -- "$t"; exit 1; }}
 if [ ! -d "$l" ] && [ ! -d "$old/lock" ] && ln -- "$t" "$l" 2>/dev/null; then rm -f -- "$t"; exit 0; fi
 if [ -n "$take" ] && [ -f "$l" ] && grep -q "\\"run\\": \\"$take\\"" "$l"; then mv -f -- "$t" "$l"; exit 0; fi
 rm -f -- "$t"
-if [ -d "$l" ]; then cat -- "$l/info.json" 2>/dev/null; exit {HELD}; fi
-if [ -d "$old/lock" ]; then cat -- "$old/lock/info.json" 2>/dev/null; exit {HELD}; fi
-if [ -e "$l" ]; then cat -- "$l"; exit {HELD}; fi
+if [ -d "$l" ]; then i=$l/info.json; elif [ -d "$old/lock" ]; then i=$old/lock/info.json; else i=; fi
+if [ -n "$i" ]; then if [ -f "$i" ]; then head -c {LOCK_BYTES} -- "$i"; fi; exit {HELD}; fi
+if [ -f "$l" ]; then head -c {LOCK_BYTES} -- "$l"; exit {HELD}; fi
 echo "cannot create the lock $l" >&2; exit 1
 """
 
