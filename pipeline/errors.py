@@ -14,6 +14,9 @@ class ExitCode(IntEnum):
     CHECKLIST_FAILED = 3
     ROLLBACK_FAILED = 4
     LOCKED = 5
+    INTERNAL_ERROR = 70  # a bug outside the engine (sysexits' EX_SOFTWARE); nothing was changed
+    INTERRUPTED = 130  # SIGINT (Ctrl-C) before anything was changed
+    TERMINATED = 143  # SIGTERM before anything was changed
 
 
 class PipelineError(Exception):

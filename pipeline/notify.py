@@ -20,6 +20,7 @@ _TITLES = {
     "rollback_failed": "🔥 {environment}: rollback FAILED",
     "failed": "❌ {environment}: {version} failed",
     "cancelled": "⏹️ {environment}: {version} cancelled",
+    "interrupted": "⏹️ {environment}: {version} interrupted before any change",
     "noop": "💤 {environment}: {version} already deployed",
     "message": "📣 {environment}: {version}",
 }

@@ -20,6 +20,7 @@ from pipeline.environments import ComposeEnvironment
 from pipeline.errors import ChecklistFailed, ConfigError, ExitCode, InputError, PipelineError
 from pipeline.executor import Command, Executor
 from pipeline.http import HttpClient
+from pipeline.outputs import check_writable, outputs_of, write
 from pipeline.runreport import RunReport
 from pipeline.secrets import Redactor
 from pipeline.versions import parse_version
@@ -178,6 +179,7 @@ def deploy(
     printed or written, and from the message of an error that escapes.
     """
     redactor = Redactor()
+    check_writable(outputs_of(request.report_file, os.environ))
     try:
         return _deploy(
             executor, http, root, config, request, lambda line: say(redactor.redact(line)), sleep, redactor
@@ -259,14 +261,17 @@ def _deploy(
     for channel, error in report.notified:
         if error:
             say(f"warning: notify {channel} failed: {redactor.redact(error)}")
-    _write_outputs(report, request, redactor)
+    _write_outputs(report, request, redactor, say)
     return report.exit_code, report
 
 
-def _write_outputs(report: RunReport, request: DeployRequest, redactor: Redactor) -> None:
-    if request.report_file:
-        Path(request.report_file).write_text(redactor.redact(report.to_json()) + "\n", encoding="utf-8")
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(redactor.redact(report.render_markdown()))
+def _write_outputs(
+    report: RunReport, request: DeployRequest, redactor: Redactor, say: Callable[[str], None]
+) -> None:
+    """The report file and the job summary; a failure to write is a warning, not a new outcome."""
+    files = outputs_of(request.report_file, os.environ)
+    texts = {"--report": report.to_json() + "\n", "$GITHUB_STEP_SUMMARY": report.render_markdown()}
+    for what, path in files.items():
+        warning = write(what, path, redactor.redact(texts[what]), append=what.startswith("$"))
+        if warning:
+            say(warning)

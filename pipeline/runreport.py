@@ -73,7 +73,9 @@ class RunReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        """The documented exit code of the outcome."""
+        """The documented exit code of the outcome (130/143 for a signal before any change)."""
+        if self.outcome == "interrupted":
+            return ExitCode.TERMINATED if "SIGTERM" in self.reason else ExitCode.INTERRUPTED
         return OUTCOMES.get(self.outcome, ExitCode.ROLLBACK_FAILED)
 
     def summary(self) -> str:
@@ -84,6 +86,7 @@ class RunReport:
             "noop": f"{self.version} is already deployed to {self.environment}: nothing to do",
             "rolled_back": f"{self.version} failed ({self.reason}); rolled back to {previous}",
             "cancelled": f"deploy of {self.version} cancelled ({self.reason}); rolled back to {previous}",
+            "interrupted": f"deploy of {self.version} interrupted: {self.reason}",
             "rollback_failed": f"{self.version} failed ({self.reason}) and the ROLLBACK FAILED: "
             "a human is needed now",
             "restored": f"{self.environment}: {self.reason}; {self.version} no longer serves",

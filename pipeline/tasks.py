@@ -121,6 +121,10 @@ def preflight(c: Context, with_tests: bool = False, json: bool = False) -> None:
         from pipeline.executor import LocalExecutor
 
         config = _config(c)
+        if report.in_github_actions(os.environ):
+            from pipeline.outputs import check_writable, outputs_of
+
+            check_writable(outputs_of(None, os.environ))
         results = run_checklist(LocalExecutor(), _project(c), config, with_tests)
         print(report.render_json("preflight", results) if json else report.render_text("preflight", results))
         if report.in_github_actions(os.environ):
@@ -129,8 +133,13 @@ def preflight(c: Context, with_tests: bool = False, json: bool = False) -> None:
                 print(line, file=stream)
             summary = os.environ.get("GITHUB_STEP_SUMMARY")
             if summary:
-                with open(summary, "a", encoding="utf-8") as handle:
-                    handle.write(report.github_summary("preflight", results))
+                from pipeline.outputs import write
+
+                warning = write(
+                    "$GITHUB_STEP_SUMMARY", summary, report.github_summary("preflight", results), True
+                )
+                if warning:
+                    print(warning, file=sys.stderr)
         code = report.exit_code(results)
         if code:
             raise Exit(code=int(code))

@@ -195,3 +195,31 @@ def test_a_signal_before_anything_changed_exits_130_or_143_and_stops_the_command
 def test_a_signal_while_a_deploy_runs_its_local_stages_changes_nothing(repo: Repo) -> None:
     returncode, stderr, _ = signalled(repo, ["deploy", "--env", "prod"], signal.SIGTERM)
     assert (returncode, stderr.strip()) == (143, "interrupted by SIGTERM: nothing was changed")
+
+
+@pytest.mark.parametrize(
+    ("argv", "variables", "phrase"),
+    [
+        (["--report", "/nonexistent/dir/r.json"], {}, "--report '/nonexistent/dir/r.json': its directory"),
+        (["--report", "."], {}, "--report '.': is a directory; nothing was touched"),
+        ([], {"GITHUB_STEP_SUMMARY": "/"}, "$GITHUB_STEP_SUMMARY '/': is a directory; nothing was touched"),
+    ],
+)
+def test_a_report_or_summary_that_cannot_be_written_is_refused_before_any_host_is_contacted(
+    repo: Repo, argv: list[str], variables: dict[str, str], phrase: str
+) -> None:
+    repo.write("invoke.yaml", f"pipeline:\n  checklist: {{changelog_unreleased_ok: true}}\n{ENVIRONMENT}")
+    repo.commit("chore: an environment")
+    run = invoke(repo.path, "deploy", "--env", "prod", *argv, env=variables)
+    refused(run, 2, phrase)
+    assert "127.0.0.1" not in run.stdout + run.stderr  # refused before the (unreachable) host
+
+
+def test_a_summary_that_fails_at_the_end_is_a_warning_and_preflight_keeps_its_verdict(repo: Repo) -> None:
+    run = invoke(repo.path, "preflight", env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": "/dev/full"})
+    assert run.code == 0, run.stderr
+    assert (
+        "warning: $GITHUB_STEP_SUMMARY was not written to '/dev/full' (No space left on device)" in run.stderr
+    )
+    run = invoke(repo.path, "preflight", env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": "/nope/s.md"})
+    refused(run, 2, "$GITHUB_STEP_SUMMARY '/nope/s.md': its directory '/nope' does not exist")

@@ -137,23 +137,37 @@ def test_any_failure_on_the_forward_path_rolls_back_and_exits_1(
 
 
 @pytest.mark.parametrize(("operation", "unit"), [*STEPS, ("lock", "web3"), ("record", "web2")])
-def test_a_signal_at_any_step_rolls_back_what_was_touched_and_exits_1(operation: str, unit: str) -> None:
+def test_a_signal_at_any_step_rolls_back_what_was_touched_or_stops_before_any_change(
+    operation: str, unit: str
+) -> None:
     target = FakeTarget(UNITS)
     engine = make(target)
     target.before = lambda op, where: (
         engine.cancel.request("SIGTERM received") if (op, where) == (operation, unit) else None
     )
     report = engine.deploy(V2, engine.read())
-    assert report.outcome == "cancelled" and report.exit_code == ExitCode.ROLLED_BACK
+    if operation in ("lock", "record"):  # before the first change: nothing to roll back
+        assert (report.outcome, report.exit_code) == ("interrupted", ExitCode.TERMINATED)
+    else:
+        assert report.outcome == "cancelled" and report.exit_code == ExitCode.ROLLED_BACK
     assert_back_at_one(target)
 
 
-def test_a_cancel_before_any_change_restores_nothing() -> None:
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_cancel_before_any_change_restores_nothing_and_exits_130_or_143(
+    signal_name: str, code: int
+) -> None:
     target = FakeTarget(UNITS)
     engine = make(target)
-    target.before = lambda op, where: engine.cancel.request("SIGINT received") if op == "lock" else None
+    target.before = lambda op, where: (
+        engine.cancel.request(f"{signal_name} received") if op == "lock" else None
+    )
     report = engine.deploy(V2, engine.read())
-    assert (report.outcome, report.exit_code) == ("cancelled", 1)
+    assert (report.outcome, report.exit_code) == ("interrupted", code)
+    assert (
+        report.summary()
+        == f"deploy of 2.0.0 interrupted: {signal_name} received before any change; nothing was changed"
+    )
     assert not [c for c in target.calls if c[0] in ("deploy", "restore")]
     assert all(unit.lock is None for unit in target.state.values())
 

@@ -64,6 +64,7 @@ def units(text: str) -> int:
         ("rollback_failed", "🔥 production: rollback FAILED"),
         ("failed", "❌ production: 2.0.0 failed"),
         ("cancelled", "⏹️ production: 2.0.0 cancelled"),
+        ("interrupted", "⏹️ production: 2.0.0 interrupted before any change"),
         ("noop", "💤 production: 2.0.0 already deployed"),
         ("message", "📣 production: 2.0.0"),
     ],
@@ -79,6 +80,7 @@ def test_every_outcome_has_a_title() -> None:
         "rollback_failed",
         "failed",
         "cancelled",
+        "interrupted",
         "noop",
         "message",
     )

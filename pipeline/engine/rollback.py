@@ -33,7 +33,7 @@ class RollingBack(EngineCore):
             self._internal(run, exc)
         changed = bool(run.touched) or any(db.started for db in run.databases.values())
         if not changed:
-            report.outcome = "cancelled" if cancelled else "rolled_back"
+            report.outcome = "interrupted" if cancelled else "rolled_back"
             report.reason += "; nothing was changed"
             ok = True
         else:

@@ -334,12 +334,10 @@ class Engine(RollingBack):
         self._write_records(run, entries)
 
     def _cancelled_before_change(self, run: Run) -> RunReport:
+        run.report.outcome = "interrupted"
+        run.report.reason = f"{self.cancel.reason or 'cancelled'} before any change; nothing was changed"
         self.cancel.reset()
         self.unlock_all(run)
-        run.report.outcome, run.report.reason = (
-            "cancelled",
-            "cancelled before any change; nothing was changed",
-        )
         return run.report
 
 

@@ -217,8 +217,10 @@ def test_a_run_killed_mid_migration_is_refused_by_deploy_and_finished_by_rollbac
 def test_a_container_that_crashes_at_start_is_rolled_back_with_exit_1(project: Project) -> None:
     assert project.invoke("deploy", "--env", "sandbox").code == 0
     project.release("2.0.0", "health", "crash", "migration", "good")
-    run = project.invoke("deploy", "--env", "sandbox", "--version", "2.0.0")
+    # A report that cannot be written at the end (a full disk) changes neither outcome nor exit code.
+    run = project.invoke("deploy", "--env", "sandbox", "--version", "2.0.0", "--report", "/dev/full")
     assert run.code == 1, run.text
+    assert "warning: --report was not written to '/dev/full' (No space left on device)" in run.out
     assert project.versions() == OLD
     assert project.revision() == "0003"
 
