@@ -73,10 +73,20 @@ def _read_text(path: str, shown: str) -> str:
     return text
 
 
-def _load_yaml(text: str, shown: str) -> Any:
-    import yaml
+def _yaml() -> Any:
+    """Invoke's own copy of PyYAML, which Invoke has already imported; else PyYAML itself."""
+    import importlib
 
-    class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]
+    try:
+        return importlib.import_module("invoke.vendor.yaml")
+    except ImportError:  # pragma: no cover - an Invoke without its vendored copy
+        return importlib.import_module("yaml")
+
+
+def _load_yaml(text: str, shown: str) -> Any:
+    yaml = _yaml()
+
+    class StrictLoader(yaml.SafeLoader):  # type: ignore[misc,name-defined]
         """SafeLoader that refuses duplicate keys (a merge ``<<`` may still be overridden)."""
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
