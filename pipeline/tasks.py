@@ -126,7 +126,13 @@ def preflight(c: Context, with_tests: bool = False, json: bool = False) -> None:
 
             check_writable(outputs_of(None, os.environ))
         results = run_checklist(LocalExecutor(), _project(c), config, with_tests)
-        print(report.render_json("preflight", results) if json else report.render_text("preflight", results))
+        if json:
+            print(report.render_json("preflight", results))
+        else:
+            from pipeline.terminal import colour_wanted, coloured_verdicts
+
+            text = report.render_text("preflight", results)
+            print(coloured_verdicts(text) if colour_wanted(sys.stdout, os.environ) else text)
         if report.in_github_actions(os.environ):
             stream = sys.stderr if json else sys.stdout
             for line in report.github_annotations("preflight", results):

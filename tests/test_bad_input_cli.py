@@ -223,3 +223,38 @@ def test_a_summary_that_fails_at_the_end_is_a_warning_and_preflight_keeps_its_ve
     )
     run = invoke(repo.path, "preflight", env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": "/nope/s.md"})
     refused(run, 2, "$GITHUB_STEP_SUMMARY '/nope/s.md': its directory '/nope' does not exist")
+
+
+def on_a_terminal(repo: Repo, variables: dict[str, str]) -> str:
+    """What ``invoke preflight`` prints when its stdout is a terminal (a pseudo-terminal here)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm", **variables}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "preflight"], cwd=repo.path, env=environment,
+        stdout=follower, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: the program ended
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+        process.wait(timeout=60)
+    return b"".join(chunks).decode()
+
+
+def test_verdicts_are_coloured_on_a_terminal_only_and_never_with_no_color(repo: Repo) -> None:
+    repo.write("untracked.txt", "x")
+    coloured = on_a_terminal(repo, {})
+    assert "\x1b[1;31mFAIL\x1b[0m clean" in coloured and "\x1b[32mok\x1b[0m   version" in coloured
+    assert "\x1b[" not in on_a_terminal(repo, {"NO_COLOR": "1"})
+    assert "\x1b[" not in invoke(repo.path, "preflight").stdout  # a pipe
