@@ -6,7 +6,10 @@ Builds (once, cached under benchmarks/.work/) a repository with a tag every 1,00
 VERSION/CHANGELOG.md at the top, then prints median wall time and peak RSS for:
   - preflight with 1,000 commits after the last tag,
   - preflight checking the whole history (the tag prefix set to one no tag has),
-  - `invoke --list` with this library's tasks.py against an empty tasks.py.
+  - `invoke --list` with this library's tasks.py against an empty tasks.py,
+  - preflight (1,000 commits after the last tag) against `python -c "import invoke"` as paired runs
+    (A B A B ..., the median of the per-pair ratios, so a noisy machine slows both sides alike),
+    with a good invoke.yaml and with a broken one.
 Peak RSS is the largest process of the run's tree (the invoke process, or a git it started).
 """
 
@@ -120,6 +123,20 @@ def measure(argv: list[str], cwd: Path, runs: int, env: dict[str, str], expect: 
     return statistics.median(walls), max(peaks)
 
 
+def one_run(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Wall seconds of one run (through the launcher, as ``measure`` does)."""
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *argv], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(out[0])
+
+
+def paired_ratio(a: list[str], b: list[str], cwd: Path, env: dict[str, str], runs: int) -> float:
+    """The median over ``runs`` pairs of (time of A / time of B), A and B run back to back."""
+    one_run(a, cwd, env), one_run(b, cwd, env)  # warm the page cache
+    return statistics.median(one_run(a, cwd, env) / one_run(b, cwd, env) for _ in range(runs))
+
+
 def invoke_argv() -> list[str]:
     script = Path(sys.executable).with_name("invoke")
     return [str(script)] if script.exists() else [sys.executable, "-m", "invoke"]
@@ -160,6 +177,16 @@ def main() -> None:
         print(f"{title:<48} {wall:>10.3f} s {peak:>7.1f} MiB")
     ours, bare = list(figures.values())[2:]
     print(f"{'invoke --list overhead':<48} {ours / bare:>11.2f}x")
+    baseline = [sys.executable, "-c", "import invoke"]
+    ratio = paired_ratio(inv + ["preflight"], baseline, repo, env, args.runs)
+    print(f"{'preflight / import invoke (paired, median)':<48} {ratio:>11.2f}x")
+    broken = work / "broken"
+    shutil.rmtree(broken, ignore_errors=True)
+    shutil.copytree(repo, broken, symlinks=True)
+    (broken / "invoke.yaml").write_text("pipeline: [\n")
+    subprocess.run(["git", "commit", "-qam", "chore: break it"], cwd=broken, env=env, check=True)
+    ratio = paired_ratio(inv + ["preflight"], baseline, broken, env, args.runs)
+    print(f"{'preflight, broken invoke.yaml / import invoke':<48} {ratio:>11.2f}x")
 
 
 if __name__ == "__main__":
