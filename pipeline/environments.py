@@ -274,4 +274,6 @@ def _notify_problems(at: str, channel: NotifyConfig) -> list[str]:
         value = getattr(settings, field.name)
         if field.name.endswith("_env") and not _VARIABLE.match(value):
             problems.append(f"{at}.{name}.{field.name}: {value!r} is not an environment variable name")
+        if field.name.endswith("_url") and not re.match(r"https?://[^\s/]+[^\s]*\Z", value):
+            problems.append(f"{at}.{name}.{field.name}: {value!r} is not an http:// or https:// URL")
     return problems

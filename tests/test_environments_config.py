@@ -273,3 +273,10 @@ def test_an_unknown_strategy_or_database_topology_names_the_choices() -> None:
     assert line == f"{AT}.strategy: got 'canary'; expected one of parallel, rolling"
     (line,) = problems(migrate={"service": "api", "database": "sharded"})
     assert line == f"{AT}.migrate.database: got 'sharded'; expected one of shared, per_host"
+
+
+def test_a_notify_api_url_must_be_http_so_no_file_or_other_scheme_is_opened() -> None:
+    telegram = {"token_env": "T", "chat_env": "C", "api_url": "file:///etc/passwd"}
+    assert problems(notify=[{"telegram": telegram}]) == [
+        f"{AT}.notify[0].telegram.api_url: 'file:///etc/passwd' is not an http:// or https:// URL"
+    ]
