@@ -29,6 +29,11 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
+def signal_name(signum: int) -> str:
+    """``SIGINT``, ``SIGTERM``."""
+    return signal.Signals(signum).name
+
+
 def touched() -> None:
     """From now on something may have changed: a signal no longer stops the task midway."""
     _state["touched"] = True

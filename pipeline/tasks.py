@@ -187,8 +187,14 @@ def release(
         if plan.already and not plan.commands:
             print(plan.describe())
             return
+        interrupts.touched()  # from here a signal waits: a release is made whole, or not at all
         apply_release(executor, _project(c), plan)
         print(plan.describe().replace("run   ", "ran   "))
+        if interrupts.deferred():
+            print(
+                f"note: {interrupts.signal_name(interrupts.deferred())} arrived while the release was made;"
+                " it was finished first"
+            )
         print(f"released {plan.tag}" if not plan.already else f"pushed {plan.tag}")
 
 
