@@ -258,3 +258,23 @@ def test_verdicts_are_coloured_on_a_terminal_only_and_never_with_no_color(repo: 
     assert "\x1b[1;31mFAIL\x1b[0m clean" in coloured and "\x1b[32mok\x1b[0m   version" in coloured
     assert "\x1b[" not in on_a_terminal(repo, {"NO_COLOR": "1"})
     assert "\x1b[" not in invoke(repo.path, "preflight").stdout  # a pipe
+
+
+def test_a_signal_while_the_release_is_made_waits_until_it_is_whole(repo: Repo) -> None:
+    marker = repo.path.parent / "hook.ran"
+    hook = repo.path / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\ntouch '{marker}'\nsleep 1\n")
+    hook.chmod(0o755)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "release"], cwd=repo.path, env=environment,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "note: SIGINT arrived while the release was made; it was finished first" in stdout
+    assert "v1.1.0" in repo.tags() and repo.git("status", "--porcelain") == ""
