@@ -124,12 +124,23 @@ def test_a_conventional_merge_commit_is_judged_as_any_other_commit():
         'Revert "feat: add a flag"',
         f'Revert "feat: add a flag"\n\nThis reverts commit {SHA}.\n',
         'Revert "Revert "feat: add a flag""',
+        'Revert "feat: add a flag" (#123)',
+        'Revert "fix(hooks): remove magic constants (#1815)" (#1820)',
+        'Reapply "feat: add a flag"',
     ],
 )
-def test_a_git_revert_passes_as_a_patch_when_reverts_are_allowed(message):
+def test_a_git_or_github_revert_passes_as_a_patch_when_reverts_are_allowed(message):
     result = verdict(message)
     assert result.ok
     assert result.bump == "patch"
+
+
+@pytest.mark.parametrize(
+    "message",
+    ['Revert part of "feat: x"', 'Revert "feat: x" (see #123)', "Revert removal of escape in toml"],
+)
+def test_a_subject_that_only_starts_like_a_revert_is_judged_as_an_ordinary_subject(message):
+    assert verdict(message).problem == "the subject is not `type(scope): description`"
 
 
 def test_a_git_revert_fails_when_reverts_are_not_allowed():
