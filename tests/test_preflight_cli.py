@@ -154,3 +154,16 @@ def test_the_console_script_works_without_a_tasks_py_and_reads_invoke_yaml(repo:
     done = subprocess.run([script, "preflight"], cwd=repo.path, capture_output=True, text=True)
     assert done.returncode == 2
     assert "pipeline.checklist.brnches: unknown key" in done.stderr
+
+
+def test_a_changelog_in_another_format_is_one_annotation_not_one_per_release(repo: Repo) -> None:
+    releases = "".join(f"## v1.{n}.0 (2024-01-{n + 1:02d})\n\n- thing {n}\n\n" for n in range(30, 0, -1))
+    repo.write("CHANGELOG.md", f"## Unreleased\n\n- next\n\n{releases}")
+    repo.commit("docs: a changelog written by another tool")
+    run = invoke(repo.path, "preflight", env={"GITHUB_ACTIONS": "true"})
+    assert run.code == 3
+    errors = [line for line in run.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "::error file=CHANGELOG.md,line=1,title=preflight%3A changelog::not in Keep a Changelog"
+    )
