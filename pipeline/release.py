@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -22,6 +23,7 @@ from pipeline.git import git, read_commits
 from pipeline.versions import BUMPS, Bump, ReleaseTag, next_version, parse_version
 
 BumpArg = Literal["major", "minor", "patch", "auto"]
+_PRE = re.compile(r"[0-9A-Za-z-]+")  # one semver pre-release identifier; `.N` is added to it
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,13 @@ def validate_request(bump: str | None, pre: str | None) -> ReleaseRequest:
     """Check the flags before anything is read: ``--bump`` names a bump, ``--pre`` a word."""
     if bump is not None and bump not in (*BUMPS, "auto"):
         raise InputError(f"--bump: {bump!r} is not one of major, minor, patch, auto")
-    if pre is not None and not (pre.isascii() and pre.isalnum()):
-        raise InputError(f"--pre: {pre!r} must be letters and digits only, e.g. rc or beta")
+    if pre is not None and not _PRE.fullmatch(pre):
+        raise InputError(f"--pre: {pre!r} must be letters, digits and hyphens only, e.g. rc or beta")
+    if pre is not None and pre.isdigit() and pre != str(int(pre)):
+        raise InputError(
+            f"--pre: {pre!r} is a number with a leading zero, which semver forbids in a pre-release; "
+            f"write {int(pre)}, or a word such as rc"
+        )
     if pre and bump is None:
         raise InputError("--pre needs --bump: the pre-release is of the next version")
     return ReleaseRequest(bump=bump, pre=pre)  # type: ignore[arg-type]

@@ -7,7 +7,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import semver
 from gitrepos import Repo, invoke
+
+from pipeline.errors import InputError
+from pipeline.release import validate_request
+from pipeline.versions import next_version
 
 TODAY = date.today().isoformat()
 
@@ -191,7 +196,11 @@ def test_an_empty_unreleased_section_refuses_the_release(repo: Repo) -> None:
         (("--bump", "huge"), "error: --bump: 'huge' is not one of major, minor, patch, auto"),
         (
             ("--bump", "minor", "--pre", "rc;x"),
-            "error: --pre: 'rc;x' must be letters and digits only",
+            "error: --pre: 'rc;x' must be letters, digits and hyphens only",
+        ),
+        (
+            ("--bump", "minor", "--pre", "01"),
+            "error: --pre: '01' is a number with a leading zero, which semver forbids in a pre-release",
         ),
         (("--pre", "rc"), "error: --pre needs --bump"),
         (("--bump", "patch"), "error: VERSION says 1.1.0, above the 1.0.1 that --bump patch gives"),
@@ -203,6 +212,29 @@ def test_bad_flags_exit_2_and_change_nothing(repo: Repo, args: tuple[str, ...], 
     assert run.code == 2
     assert run.stderr.startswith(message)
     assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize(
+    ("pre", "problem"),
+    [
+        ("01", "a number with a leading zero"),
+        ("007", "a number with a leading zero"),
+        ("rc.1", "letters, digits and hyphens only"),
+        ("", "letters, digits and hyphens only"),
+        ("0", None),
+        ("10", None),
+        ("rc", None),
+        ("beta-2", None),
+        ("x-", None),
+    ],
+)
+def test_pre_accepts_exactly_one_semver_pre_release_identifier(pre: str, problem: str | None) -> None:
+    if problem is None:
+        assert validate_request("minor", pre).pre == pre
+        assert semver.Version.is_valid(str(next_version(semver.Version(1, 0, 0), "minor", pre)))
+    else:
+        with pytest.raises(InputError, match=problem):
+            validate_request("minor", pre)
 
 
 def test_a_rejected_commit_restores_the_files(repo: Repo) -> None:
