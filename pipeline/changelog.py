@@ -74,6 +74,7 @@ def parse_changelog(text: str) -> Changelog:
     problems: list[Problem] = []
     links: dict[str, tuple[int, str]] = {}
     headings: list[tuple[int, str, str | None]] = []
+    foreign: list[tuple[int, str]] = []  # `##` headings in no Keep a Changelog shape at all
     in_fence = False
     for index, line in enumerate(lines):
         if line.lstrip().startswith("```"):
@@ -90,6 +91,8 @@ def parse_changelog(text: str) -> Changelog:
         parsed = _parse_heading(heading["rest"], index + 1)
         if isinstance(parsed, Problem):
             problems.append(parsed)
+            if not _SECTION.match(heading["rest"]):
+                foreign.append((index + 1, heading["rest"]))
         else:
             headings.append((index, *parsed))
     sections = []
@@ -97,12 +100,30 @@ def parse_changelog(text: str) -> Changelog:
         end = headings[position + 1][0] if position + 1 < len(headings) else _body_end(lines, links)
         body = tuple(lines[index + 1 : max(end, index + 1)])
         sections.append(Section(name, index + 1, when, body, max(end, index + 1)))
+    if len(foreign) >= _FOREIGN and len(foreign) > len(sections):
+        problems = [_another_format(foreign)]
     if not text.strip():
         problems.insert(0, Problem(0, "the file is empty"))
     elif not sections and not problems:
         problems.append(Problem(0, "has no `## [version] - YYYY-MM-DD` or `## [Unreleased]` section"))
     problems.extend(_duplicates(sections))
     return Changelog(lines, tuple(sections), links, tuple(problems))
+
+
+# From this many headings in another shape (and more of them than sections), the file is in
+# another format: one problem saying so, not one per release (hundreds of CI annotations).
+_FOREIGN = 3
+
+
+def _another_format(foreign: list[tuple[int, str]]) -> Problem:
+    line, first = foreign[0]
+    return Problem(
+        line,
+        f"not in Keep a Changelog format: {len(foreign)} `##` headings, such as `## {first[:60]}`, "
+        "are not `## [X.Y.Z] - YYYY-MM-DD`; convert the file as keepachangelog.com shows "
+        "(`## [Unreleased]`, then `## [1.2.0] - 2024-05-01` for each release), "
+        "or set pipeline.checklist.changelog to a file in that format",
+    )
 
 
 def _lines(text: str) -> tuple[str, ...]:

@@ -12,13 +12,18 @@ from typing import Literal
 
 import semver
 
-from pipeline import git
+from pipeline import git, migration_heads
 from pipeline.changelog import Changelog, parse_changelog
 from pipeline.commits import Commit, Verdict, judge
 from pipeline.config import ChecklistConfig, PipelineConfig
 from pipeline.errors import InputError, PipelineError
 from pipeline.executor import Command, Executor
+from pipeline.files import KIB, MIB, UnreadableFile, read_optional
+from pipeline.migration_heads import Migrations
 from pipeline.versions import ReleaseTag, parse_version, release_tags
+
+VERSION_LIMIT = 4 * KIB
+CHANGELOG_LIMIT = 16 * MIB
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -61,54 +66,75 @@ class Facts:
     since: str | None
     ancestor_of: git.Branch | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    reachable: tuple[ReleaseTag, ...] = ()
+    version_problem: str | None = None
+    changelog_problem: str | None = None
+    virtualenvs: tuple[str, ...] = ()
+    migrations: Migrations | None = None
 
     @property
     def last_tag(self) -> ReleaseTag | None:
-        """The highest release tag, if any."""
-        return self.tags[0] if self.tags else None
+        """The last release: the highest release tag in HEAD's history, if any.
+
+        A higher tag elsewhere (a beta channel ahead of the stable branch) is not this branch's release.
+        """
+        return self.reachable[0] if self.reachable else None
 
 
-def gather(executor: Executor, cwd: Path, config: ChecklistConfig) -> Facts:
+def gather(executor: Executor, cwd: Path, config: ChecklistConfig, migrations: bool = True) -> Facts:
     """Read the repository state, VERSION, CHANGELOG.md and the commits since the last release."""
     state = git.read_state(executor, cwd)
     tags = tuple(release_tags(state.tags, config.tag_prefix))
-    if state.shallow and not tags:
+    reachable = tuple(t for t in tags if t.name in state.merged)
+    if state.shallow and not reachable:
         raise InputError(
-            f"{state.root} is a shallow clone without release tags ({config.tag_prefix}X.Y.Z): "
-            "the last release cannot be known. Fetch history and tags "
+            f"{state.root} is a shallow clone whose history reaches no release tag "
+            f"({config.tag_prefix}X.Y.Z): the last release cannot be known. Fetch history and tags "
             "(actions/checkout with `fetch-depth: 0`, or `git fetch --unshallow --tags`)"
         )
-    since = tags[0].name if tags else (config.commits_from or None)
+    since = reachable[0].name if reachable else (config.commits_from or None)
     commits: list[Commit] = []
     if state.head and config.convention != "none":
         try:
-            commits = git.read_commits(executor, state.root, since)
+            commits = git.read_whole_range(executor, state, since)
         except InputError:
-            if since == config.commits_from:
+            if since and since == config.commits_from:
                 raise InputError(
                     f"pipeline.checklist.commits_from: {since!r} is not a ref in this repository"
                 ) from None
             raise
+    version_text, version_problem = _read(cwd, config.version_file, VERSION_LIMIT)
+    changelog_text, changelog_problem = _read(cwd, config.changelog, CHANGELOG_LIMIT)
     return Facts(
         root=state.root,
         state=state,
-        version_text=_read(cwd / config.version_file),
-        changelog_text=_read(cwd / config.changelog),
+        version_text=version_text,
+        changelog_text=changelog_text,
         tags=tags,
         commits=tuple(commits),
         since=since,
         ancestor_of=_allowed_ancestor(executor, state, config.branches),
         env={k: v for k, v in os.environ.items() if k.startswith("GITHUB_")},
+        reachable=reachable,
+        version_problem=version_problem,
+        changelog_problem=changelog_problem,
+        virtualenvs=_virtualenvs(state),
+        migrations=migration_heads.find(cwd) if migrations else None,
     )
 
 
-def _read(path: Path) -> str | None:
+def _read(cwd: Path, name: str, limit: int) -> tuple[str | None, str | None]:
+    """The file's text (None when missing), or why it cannot be read: that item's failure."""
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read ({exc})") from None
+        return read_optional(cwd / name, name, limit, root=cwd), None
+    except UnreadableFile as exc:
+        return None, str(exc)
+
+
+def _virtualenvs(state: git.RepoState) -> tuple[str, ...]:
+    """Untracked folders that are Python virtual environments (they belong in .gitignore)."""
+    folders = [p for p in state.untracked[:50] if p.endswith("/")]
+    return tuple(p for p in folders if (state.root / p / "pyvenv.cfg").is_file())
 
 
 def _allowed_ancestor(executor: Executor, state: git.RepoState, patterns: Sequence[str]) -> git.Branch | None:
@@ -136,6 +162,21 @@ def check_version(facts: Facts, config: ChecklistConfig) -> CheckResult:
     except PipelineError as exc:
         return CheckResult(name, "fail", str(exc), locations=(Location(config.version_file, 1, str(exc)),))
     last = facts.last_tag
+    elsewhere = next(
+        (t for t in facts.tags if t.version == version and t not in facts.reachable),
+        None,
+    )
+    if elsewhere is not None:
+        reason = (
+            f"{version} is already released as {elsewhere.name} on {elsewhere.commit[:10]}, "
+            "outside this branch's history; VERSION must be a new version"
+        )
+        return CheckResult(
+            name,
+            "fail",
+            f"{config.version_file}: {reason}",
+            locations=(Location(config.version_file, 1, reason),),
+        )
     if last is None:
         return CheckResult(name, "pass", f"{version} (no release tag {config.tag_prefix}X.Y.Z yet)")
     if version > last.version:
@@ -155,6 +196,8 @@ def check_version(facts: Facts, config: ChecklistConfig) -> CheckResult:
 
 
 def _version(facts: Facts, config: ChecklistConfig) -> semver.Version:
+    if facts.version_problem is not None:
+        raise InputError(facts.version_problem)
     if facts.version_text is None:
         raise InputError(f"{config.version_file}: file not found at {facts.root}")
     return parse_version(facts.version_text, config.version_file)
@@ -163,6 +206,10 @@ def _version(facts: Facts, config: ChecklistConfig) -> semver.Version:
 def check_changelog(facts: Facts, config: ChecklistConfig) -> CheckResult:
     """CHANGELOG.md parses, and has a dated section for VERSION (or, if allowed, [Unreleased])."""
     name, path = "changelog", config.changelog
+    if facts.changelog_problem is not None:
+        return CheckResult(
+            name, "fail", facts.changelog_problem, locations=(Location(path, 1, facts.changelog_problem),)
+        )
     if facts.changelog_text is None:
         return CheckResult(name, "fail", f"{path}: file not found; start one from keepachangelog.com")
     log = parse_changelog(facts.changelog_text)
@@ -224,12 +271,12 @@ def check_clean(facts: Facts, config: ChecklistConfig) -> CheckResult:
     if not changes:
         return CheckResult("clean", "pass", "the working tree is clean")
     shown = tuple(changes[:20]) + ((f"... and {len(changes) - 20} more",) if len(changes) > 20 else ())
-    return CheckResult(
-        "clean",
-        "fail",
-        f"{len(changes)} uncommitted or untracked path(s): commit or stash them",
-        shown,
-    )
+    reason = f"{len(changes)} uncommitted or untracked path(s): commit or stash them"
+    if facts.virtualenvs:
+        reason += f"; {', '.join(facts.virtualenvs)} is a virtualenv: add it to .gitignore"
+    elif facts.state.untracked:
+        reason += "; add untracked paths that do not belong in the repository to .gitignore"
+    return CheckResult("clean", "fail", reason, shown)
 
 
 def check_branch(facts: Facts, config: ChecklistConfig) -> CheckResult:
@@ -259,6 +306,36 @@ def check_branch(facts: Facts, config: ChecklistConfig) -> CheckResult:
     )
 
 
+def check_migrations(facts: Facts, config: ChecklistConfig) -> CheckResult:
+    """The alembic migrations have a single head (skipped when the project has none)."""
+    name, found = "migrations", facts.migrations
+    if found is None:
+        return CheckResult(
+            name, "skip", "no migrations (no alembic.ini, alembic/versions or migrations/versions)"
+        )
+    where = ", ".join(found.where)
+    if found.problems:
+        locations = tuple(Location(p.file, p.line, p.message) for p in found.problems)
+        details = tuple(p.message for p in found.problems[:20])
+        return CheckResult(name, "fail", f"{where}: the heads cannot be known", details, locations)
+    if not found.revisions:
+        return CheckResult(name, "pass", f"{where} holds no revisions yet")
+    heads = found.heads()
+    if len(heads) == 1:
+        return CheckResult(
+            name, "pass", f"one head, {heads[0].id} ({len(found.revisions)} revision(s) in {where})"
+        )
+    if not heads:
+        reason = f"{where}: no head: the down_revision links form a cycle"
+        return CheckResult(name, "fail", reason)
+    named = ", ".join(f"{h.id} ({h.file})" for h in heads)
+    reason = f"{len(heads)} heads in {where}: {named}; merge them (`alembic merge heads`)"
+    locations = tuple(
+        Location(h.file, h.line, f"revision {h.id} is one of {len(heads)} heads") for h in heads
+    )
+    return CheckResult(name, "fail", reason, locations=locations)
+
+
 def run_stage_commands(
     executor: Executor, root: Path, stage: str, commands: Sequence[str], capture: bool = True
 ) -> CheckResult:
@@ -282,7 +359,14 @@ def run_checks(executor: Executor, cwd: Path, checklist: ChecklistConfig) -> lis
     facts = gather(executor, cwd, checklist)
     return [
         check(facts, checklist)
-        for check in (check_version, check_changelog, check_commits, check_clean, check_branch)
+        for check in (
+            check_version,
+            check_changelog,
+            check_commits,
+            check_clean,
+            check_branch,
+            check_migrations,
+        )
     ]
 
 

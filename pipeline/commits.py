@@ -16,7 +16,9 @@ _GIT_MERGE = re.compile(
     r"^Merge (branch(?:es)?|pull request|remote-tracking branch(?:es)?|tags?|commits?"
     r"|[0-9a-f]{7,40} into [0-9a-f]{7,40}$)"
 )
-_GIT_REVERT = re.compile(r'^Revert ".*"$')
+# git's `Revert "..."` (and, since git 2.43, `Reapply "..."` for a revert of a revert), as is or
+# squash-merged on GitHub, which appends the pull request: `Revert "feat: x" (#123)`.
+_GIT_REVERT = re.compile(r'^(?:Revert|Reapply) ".*"(?: \(#\d+\))?$')
 
 
 @dataclass(frozen=True)

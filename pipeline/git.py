@@ -11,6 +11,7 @@ from pathlib import Path
 from pipeline.commits import Commit, parse_log
 from pipeline.errors import InputError
 from pipeline.executor import Command, Executor, Result
+from pipeline.files import MIB, read_optional
 
 LOG_FORMAT = "--format=%H%x1f%P%x1f%B"
 
@@ -21,8 +22,8 @@ def git(*args: str, cwd: str | Path | None = None, stdin: str | None = None) -> 
 
 
 def rev_parse_state(cwd: Path) -> Command:
-    """Where the work tree's top is and whether the clone is shallow."""
-    return git("rev-parse", "--show-toplevel", "--is-shallow-repository", cwd=cwd)
+    """Where the work tree's top is, whether the clone is shallow, and where git lists the cuts."""
+    return git("rev-parse", "--show-toplevel", "--is-shallow-repository", "--git-path", "shallow", cwd=cwd)
 
 
 def status(cwd: Path) -> Command:
@@ -40,6 +41,11 @@ def refs(cwd: Path) -> Command:
         "refs/remotes",
         cwd=cwd,
     )
+
+
+def merged_tags(cwd: Path) -> Command:
+    """The tags whose commits HEAD's history holds (fails when there is no HEAD yet)."""
+    return git("for-each-ref", "--merged=HEAD", "--format=%(refname)", "refs/tags", cwd=cwd)
 
 
 def log(cwd: Path, since: str | None, until: str = "HEAD") -> Command:
@@ -71,6 +77,9 @@ class RepoState:
     changes: tuple[str, ...]
     tags: tuple[tuple[str, str], ...]
     branches: tuple[Branch, ...]
+    merged: frozenset[str] = frozenset()  # tag names reachable from HEAD
+    untracked: tuple[str, ...] = ()  # the untracked among ``changes`` (folders end with /)
+    shallow_file: Path | None = None  # where git lists a shallow clone's cut commits
 
     @property
     def detached(self) -> bool:
@@ -80,16 +89,34 @@ class RepoState:
 
 def read_state(executor: Executor, cwd: Path) -> RepoState:
     """Ask git where we are: top level, shallowness, HEAD, branch, changes and refs."""
-    where, state, listing = executor.run_all([rev_parse_state(cwd), status(cwd), refs(cwd)])
+    where, state, listing, merged = executor.run_all(
+        [rev_parse_state(cwd), status(cwd), refs(cwd), merged_tags(cwd)]
+    )
     if not where.ok:
         _not_a_repository(where, cwd)
-    top, shallow = (where.stdout.splitlines() + ["", "false"])[:2]
+    top, shallow, cuts = (where.stdout.splitlines() + ["", "false", ""])[:3]
     if not state.ok or not listing.ok:
         bad = state if not state.ok else listing
         raise InputError(f"git cannot read {cwd}: {bad.stderr.strip()}")
-    head, branch, changes = _parse_status(state.stdout)
+    head, branch, changes, untracked = _parse_status(state.stdout)
+    if head is not None and not merged.ok:
+        raise InputError(f"git cannot read {cwd}: {merged.stderr.strip()}")
     tags, branches = _parse_refs(listing.stdout)
-    return RepoState(Path(top), shallow == "true", head, branch, changes, tags, branches)
+    reachable = frozenset(
+        line.removeprefix("refs/tags/") for line in merged.stdout.splitlines() if head is not None
+    )
+    return RepoState(
+        Path(top),
+        shallow == "true",
+        head,
+        branch,
+        changes,
+        tags,
+        branches,
+        reachable,
+        untracked,
+        (cwd / cuts) if cuts else None,
+    )
 
 
 def _not_a_repository(result: Result, cwd: Path) -> None:
@@ -99,9 +126,10 @@ def _not_a_repository(result: Result, cwd: Path) -> None:
     raise InputError(f"git cannot read {cwd}: {message}")
 
 
-def _parse_status(output: str) -> tuple[str | None, str | None, tuple[str, ...]]:
+def _parse_status(output: str) -> tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]:
     head = branch = None
     changes = []
+    untracked = []
     entries = iter(output.split("\0"))
     for entry in entries:
         if entry.startswith("# branch.oid "):
@@ -112,9 +140,11 @@ def _parse_status(output: str) -> tuple[str | None, str | None, tuple[str, ...]]
             branch = None if name == "(detached)" else name
         elif entry[:2] in _FIELDS:
             changes.append(entry.split(" ", _FIELDS[entry[:2]])[-1])
+            if entry[:2] == "? ":
+                untracked.append(changes[-1])
             if entry[:2] == "2 ":
                 next(entries, None)  # a rename's original path comes as its own field
-    return head, branch, tuple(changes)
+    return head, branch, tuple(changes), tuple(untracked)
 
 
 # How many spaces precede the path in each porcelain=v2 record kind.
@@ -149,3 +179,29 @@ def read_commits(executor: Executor, cwd: Path, since: str | None) -> list[Commi
     if not result.ok:
         raise InputError(f"git log {since or ''}..HEAD failed: {result.stderr.strip()}")
     return parse_log(result.stdout)
+
+
+def read_whole_range(executor: Executor, state: RepoState, since: str | None) -> list[Commit]:
+    """The commits after ``since``, refusing a shallow clone whose cut falls inside the range.
+
+    A commit at the cut shows no parents, so the range would silently end there: judging or
+    bumping from it would pass on history nobody looked at.
+    """
+    commits = read_commits(executor, state.root, since)
+    cuts = shallow_cuts(state)
+    cut = next((c for c in commits if c.sha in cuts), None)
+    if cut is not None:
+        raise InputError(
+            f"{state.root} is a shallow clone cut at {cut.short}, inside the commits since "
+            f"{since or 'the first commit'}: they cannot all be seen. Fetch the whole history "
+            "(actions/checkout with `fetch-depth: 0`, or `git fetch --unshallow --tags`)"
+        )
+    return commits
+
+
+def shallow_cuts(state: RepoState) -> frozenset[str]:
+    """The commits where a shallow clone's history is cut (empty for a whole clone)."""
+    if not state.shallow or state.shallow_file is None:
+        return frozenset()
+    text = read_optional(state.shallow_file, f"git's shallow list {state.shallow_file}", 64 * MIB)
+    return frozenset((text or "").split())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -18,10 +19,11 @@ from pipeline.commits import bump_for
 from pipeline.config import PipelineConfig
 from pipeline.errors import ChecklistFailed, InputError
 from pipeline.executor import Command, Executor
-from pipeline.git import git, read_commits
+from pipeline.git import git, read_whole_range
 from pipeline.versions import BUMPS, Bump, ReleaseTag, next_version, parse_version
 
 BumpArg = Literal["major", "minor", "patch", "auto"]
+_PRE = re.compile(r"[0-9A-Za-z-]+")  # one semver pre-release identifier; `.N` is added to it
 
 
 @dataclass(frozen=True)
@@ -29,14 +31,14 @@ class FileChange:
     """A file the release rewrites: its path relative to the project and both contents."""
 
     path: str
-    old: str
+    old: str | None  # None: the file does not exist yet
     new: str
 
     def diff(self) -> str:
         """A unified diff of the change."""
         return "".join(
             difflib.unified_diff(
-                self.old.splitlines(keepends=True),
+                (self.old or "").splitlines(keepends=True),
                 self.new.splitlines(keepends=True),
                 f"a/{self.path}",
                 f"b/{self.path}",
@@ -80,8 +82,13 @@ def validate_request(bump: str | None, pre: str | None) -> ReleaseRequest:
     """Check the flags before anything is read: ``--bump`` names a bump, ``--pre`` a word."""
     if bump is not None and bump not in (*BUMPS, "auto"):
         raise InputError(f"--bump: {bump!r} is not one of major, minor, patch, auto")
-    if pre is not None and not (pre.isascii() and pre.isalnum()):
-        raise InputError(f"--pre: {pre!r} must be letters and digits only, e.g. rc or beta")
+    if pre is not None and not _PRE.fullmatch(pre):
+        raise InputError(f"--pre: {pre!r} must be letters, digits and hyphens only, e.g. rc or beta")
+    if pre is not None and pre.isdigit() and pre != str(int(pre)):
+        raise InputError(
+            f"--pre: {pre!r} is a number with a leading zero, which semver forbids in a pre-release; "
+            f"write {int(pre)}, or a word such as rc"
+        )
     if pre and bump is None:
         raise InputError("--pre needs --bump: the pre-release is of the next version")
     return ReleaseRequest(bump=bump, pre=pre)  # type: ignore[arg-type]
@@ -99,7 +106,10 @@ def plan_release(
     Raises ChecklistFailed (nothing touched) when a check fails or the version cannot be released.
     """
     cfg = config.checklist
-    facts = checklist.gather(executor, cwd, cfg)
+    facts = checklist.gather(executor, cwd, cfg, migrations=False)
+    unreadable = [p for p in (facts.version_problem, facts.changelog_problem) if p]
+    if unreadable:
+        raise ChecklistFailed("; ".join(unreadable))
     results = [
         checklist.check_commits(facts, cfg),
         checklist.check_clean(facts, cfg),
@@ -145,12 +155,12 @@ def _choose_version(
                 "bump it by hand or pass --bump"
             )
         return current
-    final = next((t for t in facts.tags if not t.version.prerelease), None)
+    final = next((t for t in facts.reachable if not t.version.prerelease), None)
     bump: Bump
     if request.bump == "auto":
         commits = facts.commits
         if final is not None and last is not None and final != last:
-            commits = tuple(read_commits(executor, facts.root, final.name))
+            commits = tuple(read_whole_range(executor, facts.state, final.name))
         bump = bump_for(checklist.commit_verdicts(commits, cfg))
     else:
         bump = request.bump
@@ -188,7 +198,7 @@ def _file_changes(
     changes = []
     new_version = f"{version}\n"
     if facts.version_text != new_version:
-        changes.append(FileChange(cfg.version_file, facts.version_text or "", new_version))
+        changes.append(FileChange(cfg.version_file, facts.version_text, new_version))
     if log.section(str(version)) is None:
         if log.unreleased is None or not log.unreleased.has_content:
             raise ChecklistFailed(
@@ -259,26 +269,61 @@ def _push(facts: Facts, config: PipelineConfig, tag: str) -> tuple[Command, ...]
 def apply_release(executor: Executor, root: Path, plan: ReleasePlan) -> None:
     """Write the files, then run the git commands; restore the files if git refuses the commit.
 
-    A push that fails leaves a complete local release, and says how to finish it.
+    A failure after the commit (the tag, the push) leaves what exists and says how to finish.
     """
     written: list[FileChange] = []
+    committed = False
     try:
         for change in plan.files:
-            (root / change.path).write_text(change.new, encoding="utf-8")
-            written.append(change)
+            written.append(change)  # before writing: a half-written file is restored too
+            _write(root, change.path, change.new)
         for command in plan.commands:
             result = executor.run(command)
-            if command.argv[1:2] == ("push",) and not result.ok:
+            verb = command.argv[1:2]
+            if verb == ("push",) and not result.ok:
                 raise InputError(
                     f"{plan.tag} is released locally but the push failed: "
                     f"{result.stderr.strip()}; fix the remote, then re-run `invoke release --push`"
                 )
+            if verb == ("tag",) and not result.ok and committed:
+                raise InputError(_untagged(plan, executor, root, result.stderr))
             result.check()
-            if command.argv[1:2] == ("commit",):
-                written = []  # committed: nothing to restore any more
+            if verb == ("commit",):
+                written, committed = [], True  # committed: nothing to restore any more
     except BaseException:
         for change in written:
-            (root / change.path).write_text(change.old, encoding="utf-8")
+            _restore(root, change)
         if written:
             executor.run(git("reset", "--quiet", "--", *(c.path for c in written), cwd=root))
         raise
+
+
+def _write(root: Path, path: str, text: str) -> None:
+    try:
+        (root / path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be written ({exc.strerror or type(exc).__name__})") from None
+
+
+def _restore(root: Path, change: FileChange) -> None:
+    """Put a file back as it was: its old text, or no file at all if it did not exist."""
+    target = root / change.path
+    if change.old is None:
+        target.unlink(missing_ok=True)
+    else:
+        target.write_text(change.old, encoding="utf-8")
+
+
+def _untagged(plan: ReleasePlan, executor: Executor, root: Path, stderr: str) -> str:
+    """What exists after a refused tag, and the two ways on from there."""
+    head = executor.run(git("rev-parse", "--short=10", "HEAD", cwd=root)).stdout.strip() or "HEAD"
+    why = " / ".join(stderr.strip().splitlines()[-3:]) or "no output"
+    rerun = (
+        "invoke release --push" if any(c.argv[1:2] == ("push",) for c in plan.commands) else "invoke release"
+    )
+    return (
+        f"the release commit {head} for {plan.version} is made but `git tag {plan.tag}` failed: {why}. "
+        f"No tag exists and nothing was pushed. Fix the cause (e.g. tag.gpgSign and gpg), then re-run "
+        f"`{rerun}` without --bump to tag {plan.version} at HEAD; or undo the commit with "
+        "`git reset --hard HEAD~1`"
+    )

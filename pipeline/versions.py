@@ -87,4 +87,7 @@ def next_version(
         if v.finalize_version() == target and v.prerelease and v.prerelease.startswith(pre + ".")
     ]
     numbers = [int(p.split(".")[1]) for p in taken if p.split(".")[1].isdigit()]
-    return target.replace(prerelease=f"{pre}.{max(numbers, default=0) + 1}")
+    prerelease = f"{pre}.{max(numbers, default=0) + 1}"
+    if not _is_semver(f"{target}-{prerelease}"):
+        raise InputError(f"--pre: {pre!r} does not make a semantic version ({target}-{prerelease})")
+    return target.replace(prerelease=prerelease)

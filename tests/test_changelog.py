@@ -293,3 +293,43 @@ def test_releasing_with_a_tag_prefix_containing_a_slash_updates_the_links():
         "[unreleased]: https://github.com/o/r/compare/release/1.1.0...HEAD",
         "[1.1.0]: https://github.com/o/r/compare/release/1.0.0...release/1.1.0",
     ]
+
+
+COMMITIZEN_STYLE = "## Unreleased\n\n" + "".join(
+    f"## v1.{n}.0 (2024-01-{n + 1:02d})\n\n### Feat\n\n- thing {n}\n\n" for n in range(9, -1, -1)
+)
+RELEASE_PLEASE_STYLE = "# Changelog\n\n" + "".join(
+    f"## [1.{n}.0](https://github.com/a/b/compare/v1.{n - 1}.0...v1.{n}.0) (2024-02-0{n})\n\n- x\n\n"
+    for n in range(5, 0, -1)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "count", "first"),
+    [
+        (COMMITIZEN_STYLE, 1, 11, "`## Unreleased`"),
+        (
+            RELEASE_PLEASE_STYLE,
+            3,
+            5,
+            "`## [1.5.0](https://github.com/a/b/compare/v1.4.0...v1.5.0) (2024-02-05)`",
+        ),
+        ("## 1.2.0\n\n## 1.1.0\n\n## 1.0.0\n", 1, 3, "`## 1.2.0`"),
+    ],
+)
+def test_a_changelog_in_another_format_is_one_problem_saying_so(text, line, count, first):
+    problems = parse_changelog(text).problems
+    assert len(problems) == 1
+    assert problems[0].line == line
+    assert problems[0].message.startswith(
+        f"not in Keep a Changelog format: {count} `##` headings, such as {first[:64]}"
+    )
+    assert "convert the file as keepachangelog.com shows" in problems[0].message
+
+
+def test_a_few_stray_headings_in_a_keep_a_changelog_file_are_reported_line_by_line():
+    text = (
+        "## [Unreleased]\n\n## 1.2.0\n\n## [1.1.0] - 2024-01-02\n\n## [1.0.0] - 2024-01-01\n\n"
+        "## Notes\n\n## Upgrading\n"
+    )
+    assert [p.line for p in parse_changelog(text).problems] == [3, 9, 11]

@@ -27,6 +27,7 @@ def test_a_ready_repository_passes_every_item(repo: Repo) -> None:
         "commits": "pass",
         "clean": "pass",
         "branch": "pass",
+        "migrations": "skip",
         "lint": "skip",
         "test": "skip",
     }
@@ -289,7 +290,7 @@ def test_a_shallow_clone_without_tags_is_an_input_error(repo: Repo, tmp_path: Pa
         ["git", "clone", "-q", "--depth", "1", "--no-tags", f"file://{repo.path}", str(clone)],
         check=True,
     )
-    with pytest.raises(InputError, match="shallow clone without release tags"):
+    with pytest.raises(InputError, match="shallow clone whose history reaches no release tag"):
         checks(Repo(clone))
 
 
@@ -304,3 +305,124 @@ def test_a_repository_without_commits_reports_instead_of_crashing(tmp_path: Path
     assert results["version"].status == "pass"
     assert results["commits"].reason == "0 commit(s) in the whole history follow Conventional Commits"
     assert results["clean"].failed
+
+
+@pytest.mark.parametrize(
+    ("make", "version_reason"),
+    [
+        (lambda p: p.mkdir(), "VERSION: is a directory, not a file"),
+        (
+            lambda p: p.write_bytes(b"\xff\xfe1\x00.\x002\x00"),
+            "VERSION: binary content (a NUL byte at offset 3)",
+        ),
+        (lambda p: p.write_bytes(b"\xff1.2.0\n"), "VERSION: not UTF-8 text (byte 0xff at offset 0)"),
+        (lambda p: __import__("os").mkfifo(p), "VERSION: is a named pipe (FIFO), not a file"),
+    ],
+)
+def test_an_unreadable_version_file_fails_its_item_and_every_other_item_is_still_judged(
+    repo: Repo, make: object, version_reason: str
+) -> None:
+    path = repo.path / "VERSION"
+    path.unlink()
+    make(path)  # type: ignore[operator]
+    results = checks(repo)
+    assert results["version"].failed
+    assert results["version"].reason.startswith(version_reason)
+    assert results["changelog"].status == "skip"  # parses; no VERSION to look for
+    assert results["commits"].status == "pass" and results["branch"].status == "pass"
+
+
+def test_a_binary_changelog_or_one_outside_the_project_fails_its_item(repo: Repo, tmp_path: Path) -> None:
+    (repo.path / "CHANGELOG.md").write_bytes(b"# Changelog\n\n## [Unreleased]\n- caf\xe9\n")
+    result = checks(repo)["changelog"]
+    assert result.failed
+    assert result.reason == "CHANGELOG.md: not UTF-8 text (byte 0xe9 at offset 34)"
+    outside = tmp_path / "elsewhere.md"
+    outside.write_text("# Changelog\n\n## [Unreleased]\n- x\n")
+    results = checks(repo, changelog="../elsewhere.md")
+    assert results["changelog"].reason.startswith("../elsewhere.md: resolves to ")
+    assert results["changelog"].reason.endswith(f"outside the project {repo.path.resolve()}; refused")
+    assert results["version"].status == "pass"
+
+
+def beta_channel(repo: Repo) -> str:
+    """A beta branch with v2.0.0-beta.1, not reachable from main; main gets a fix for 1.0.1."""
+    repo.git("reset", "-q", "--hard", "v1.0.0")
+    repo.git("checkout", "-q", "-b", "beta")
+    repo.commit("feat!: the new API")
+    repo.tag("v2.0.0-beta.1")
+    repo.git("checkout", "-q", "main")
+    repo.write("VERSION", "1.0.1\n")
+    text = repo.path.joinpath("CHANGELOG.md").read_text()
+    repo.write("CHANGELOG.md", text.replace("## [Unreleased]\n", "## [Unreleased]\n\n### Fixed\n- A bug.\n"))
+    return repo.commit("fix: a bug on the stable branch")
+
+
+def test_the_last_release_is_the_highest_tag_in_heads_history_not_a_beta_elsewhere(repo: Repo) -> None:
+    beta_channel(repo)
+    results = checks(repo)
+    assert results["version"].reason == "1.0.1 is above the last release v1.0.0"
+    assert results["commits"].reason == "1 commit(s) since v1.0.0 follow Conventional Commits"
+
+
+def test_a_version_already_tagged_outside_this_branch_fails(repo: Repo) -> None:
+    beta_channel(repo)
+    repo.write("VERSION", "2.0.0-beta.1\n")
+    result = checks(repo)["version"]
+    assert result.failed
+    assert result.reason.startswith("VERSION: 2.0.0-beta.1 is already released as v2.0.0-beta.1 on ")
+
+
+def shallow_clone_with_tags(repo: Repo, tmp_path: Path) -> Repo:
+    """A depth-4 clone whose cut falls on a merged side branch, inside the range since v1.0.0."""
+    repo.git("checkout", "-q", "-b", "side", "v1.0.0")
+    for i in range(3):
+        repo.commit(f"feat: side {i}", "side.txt")
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--no-ff", "--no-edit", "side")
+    clone = tmp_path / "shallow-with-tags"
+    subprocess.run(["git", "clone", "-q", "--depth", "4", f"file://{repo.path}", str(clone)], check=True)
+    shallow = Repo(clone)
+    assert "v1.0.0" in shallow.tags()
+    return shallow
+
+
+def test_a_shallow_clone_with_tags_never_passes_commits_it_cannot_see(repo: Repo, tmp_path: Path) -> None:
+    shallow = shallow_clone_with_tags(repo, tmp_path)
+    with pytest.raises(
+        InputError, match=r"is a shallow clone cut at [0-9a-f]{10}, inside the commits since v1.0.0"
+    ):
+        checks(shallow)
+
+
+def test_a_virtualenv_in_the_tree_is_named_with_the_gitignore_advice(repo: Repo) -> None:
+    repo.write(".venv/pyvenv.cfg", "home = /usr/bin\n")
+    repo.write(".venv/lib/x.py", "")
+    result = checks(repo)["clean"]
+    assert result.details == (".venv/",)
+    assert result.reason.endswith("; .venv/ is a virtualenv: add it to .gitignore")
+    repo.write("notes.txt", "x")
+    (repo.path / ".venv" / "pyvenv.cfg").unlink()
+    assert checks(repo)["clean"].reason.endswith(
+        "; add untracked paths that do not belong in the repository to .gitignore"
+    )
+
+
+def test_migrations_with_two_heads_fail_naming_both_and_one_head_passes(repo: Repo) -> None:
+    revision = 'revision = "{0}"\ndown_revision = {1}\n\ndef upgrade() -> None:\n    raise SystemExit(9)\n'
+    repo.write("alembic.ini", "[alembic]\nscript_location = %(here)s/migrations\n")
+    repo.write("migrations/versions/0001_a.py", revision.format("0001", None))
+    repo.write("migrations/versions/0002_b.py", revision.format("0002", '"0001"'))
+    repo.write("migrations/versions/0003_c.py", revision.format("0003", '"0001"'))
+    result = checks(repo)["migrations"]
+    assert result.failed
+    assert result.reason == (
+        "2 heads in migrations/versions: 0002 (migrations/versions/0002_b.py), "
+        "0003 (migrations/versions/0003_c.py); merge them (`alembic merge heads`)"
+    )
+    assert [(loc.file, loc.line) for loc in result.locations] == [
+        ("migrations/versions/0002_b.py", 1),
+        ("migrations/versions/0003_c.py", 1),
+    ]
+    repo.write("migrations/versions/0004_merge.py", revision.format("0004", '("0002", "0003")'))
+    assert checks(repo)["migrations"].reason == "one head, 0004 (4 revision(s) in migrations/versions)"

@@ -124,12 +124,23 @@ def test_a_conventional_merge_commit_is_judged_as_any_other_commit():
         'Revert "feat: add a flag"',
         f'Revert "feat: add a flag"\n\nThis reverts commit {SHA}.\n',
         'Revert "Revert "feat: add a flag""',
+        'Revert "feat: add a flag" (#123)',
+        'Revert "fix(hooks): remove magic constants (#1815)" (#1820)',
+        'Reapply "feat: add a flag"',
     ],
 )
-def test_a_git_revert_passes_as_a_patch_when_reverts_are_allowed(message):
+def test_a_git_or_github_revert_passes_as_a_patch_when_reverts_are_allowed(message):
     result = verdict(message)
     assert result.ok
     assert result.bump == "patch"
+
+
+@pytest.mark.parametrize(
+    "message",
+    ['Revert part of "feat: x"', 'Revert "feat: x" (see #123)', "Revert removal of escape in toml"],
+)
+def test_a_subject_that_only_starts_like_a_revert_is_judged_as_an_ordinary_subject(message):
+    assert verdict(message).problem == "the subject is not `type(scope): description`"
 
 
 def test_a_git_revert_fails_when_reverts_are_not_allowed():
@@ -233,3 +244,26 @@ def test_parse_log_tolerates_a_newline_after_each_separator():
 
 def test_a_unit_separator_inside_a_message_stays_in_the_message():
     assert parse_log(f"{SHA}\x1f\x1ffeat: a\x1fb\n")[0].message == "feat: a\x1fb"
+
+
+# -- real histories -------------------------------------------------------------------------
+
+
+def test_real_commits_from_two_projects_get_the_verdict_the_spec_gives():
+    import json
+    from pathlib import Path
+
+    data = json.loads(Path(__file__).with_name("data").joinpath("real_commits.json").read_text("utf-8"))
+    rows = data["commits"]
+    assert len(rows) > 250
+    subjects = [r["message"].split("\n", 1)[0] for r in rows]
+    assert sum(s.startswith('Revert "') and s.endswith(")") for s in subjects) >= 3  # squash-merged
+    wrong = []
+    for row in rows:
+        result = judge(Commit(row["sha"], row["parents"], row["message"]), CONVENTIONAL_TYPES)
+        got = f"ok:{result.bump or 'none'}" if result.ok else "fail"
+        if got != row["expected"]:
+            wrong.append(
+                f"{row['repo']} {row['sha'][:10]} {row['message'][:60]!r}: {got}, not {row['expected']}"
+            )
+    assert wrong == []

@@ -16,12 +16,21 @@ from pipeline.executor import INTERRUPTED, TIMED_OUT, Command, FakeExecutor, Loc
 HERE = Path("/repo")
 
 
-def test_state_questions_are_three_git_processes() -> None:
+def test_state_questions_are_four_git_processes() -> None:
     assert git.rev_parse_state(HERE).argv == (
         "git",
         "rev-parse",
         "--show-toplevel",
         "--is-shallow-repository",
+        "--git-path",
+        "shallow",
+    )
+    assert git.merged_tags(HERE).argv == (
+        "git",
+        "for-each-ref",
+        "--merged=HEAD",
+        "--format=%(refname)",
+        "refs/tags",
     )
     assert git.status(HERE).argv == ("git", "status", "--porcelain=v2", "--branch", "-z")
     assert git.refs(HERE).argv == (
@@ -55,7 +64,8 @@ def test_read_state_parses_branch_head_changes_and_refs_from_fake_answers() -> N
     head = "a" * 40
     fake = FakeExecutor(
         {
-            git.rev_parse_state(HERE).argv: (0, "/repo\nfalse\n", ""),
+            git.rev_parse_state(HERE).argv: (0, "/repo\nfalse\n.git/shallow\n", ""),
+            git.merged_tags(HERE).argv: (0, "refs/tags/v1.0.0\n", ""),
             git.status(HERE).argv: (
                 0,
                 f"# branch.oid {head}\0# branch.head main\0"
@@ -83,8 +93,11 @@ def test_read_state_parses_branch_head_changes_and_refs_from_fake_answers() -> N
         changes=("app.py", "new name.py", "notes.txt"),
         tags=(("v1.0.0", "c" * 40),),
         branches=(git.Branch("main", head), git.Branch("main", head, "origin")),
+        merged=frozenset({"v1.0.0"}),
+        untracked=("notes.txt",),
+        shallow_file=Path("/repo/.git/shallow"),
     )
-    assert [c.argv[1] for c in fake.calls] == ["rev-parse", "status", "for-each-ref"]
+    assert [c.argv[1] for c in fake.calls] == ["rev-parse", "status", "for-each-ref", "for-each-ref"]
 
 
 def test_a_fake_executor_fails_loudly_on_an_unexpected_command() -> None:

@@ -13,8 +13,8 @@ def test_preflight_passes_with_exit_0_and_one_line_per_check(repo: Repo) -> None
     run = invoke(repo.path, "preflight")
     assert run.code == 0, run.stderr
     lines = run.stdout.splitlines()
-    assert lines[0] == "ok   version    1.1.0 is above the last release v1.0.0"
-    assert lines[-1] == "preflight: 5 passed, 0 failed, 2 skipped"
+    assert lines[0] == "ok   version     1.1.0 is above the last release v1.0.0"
+    assert lines[-1] == "preflight: 5 passed, 0 failed, 3 skipped"
 
 
 def test_preflight_fails_with_exit_3_and_lists_each_failure(repo: Repo) -> None:
@@ -24,7 +24,7 @@ def test_preflight_fails_with_exit_3_and_lists_each_failure(repo: Repo) -> None:
     assert run.code == 3
     assert "FAIL commits" in run.stdout and "FAIL clean" in run.stdout
     assert "'Update stuff': the subject is not `type(scope): description`" in run.stdout
-    assert run.stdout.splitlines()[-1] == "preflight: 3 passed, 2 failed, 2 skipped"
+    assert run.stdout.splitlines()[-1] == "preflight: 3 passed, 2 failed, 3 skipped"
     assert "Traceback" not in run.stderr
 
 
@@ -66,7 +66,7 @@ def test_with_tests_runs_the_configured_lint_and_test_commands(repo: Repo) -> No
     run = invoke(repo.path, "preflight", "--with-tests")
     assert run.code == 3
     assert "ok   lint" in run.stdout
-    assert "FAIL test       `python -c 'raise SystemExit(4)'` exited 4" in run.stdout
+    assert "FAIL test        `python -c 'raise SystemExit(4)'` exited 4" in run.stdout
 
 
 def test_lint_task_streams_and_fails_with_exit_3(repo: Repo) -> None:
@@ -117,7 +117,7 @@ def test_environment_variables_override_the_file(repo: Repo) -> None:
     repo.git("checkout", "-q", "-b", "trunk")
     assert invoke(repo.path, "preflight").code == 3
     run = invoke(repo.path, "preflight", env={"INVOKE_PIPELINE_CHECKLIST_TAG_PREFIX": "rel-"})
-    assert "ok   version    1.1.0 (no release tag rel-X.Y.Z yet)" in run.stdout
+    assert "ok   version     1.1.0 (no release tag rel-X.Y.Z yet)" in run.stdout
 
 
 def test_outside_a_git_repository_exits_2_with_one_line(tmp_path: Path) -> None:
@@ -154,3 +154,16 @@ def test_the_console_script_works_without_a_tasks_py_and_reads_invoke_yaml(repo:
     done = subprocess.run([script, "preflight"], cwd=repo.path, capture_output=True, text=True)
     assert done.returncode == 2
     assert "pipeline.checklist.brnches: unknown key" in done.stderr
+
+
+def test_a_changelog_in_another_format_is_one_annotation_not_one_per_release(repo: Repo) -> None:
+    releases = "".join(f"## v1.{n}.0 (2024-01-{n + 1:02d})\n\n- thing {n}\n\n" for n in range(30, 0, -1))
+    repo.write("CHANGELOG.md", f"## Unreleased\n\n- next\n\n{releases}")
+    repo.commit("docs: a changelog written by another tool")
+    run = invoke(repo.path, "preflight", env={"GITHUB_ACTIONS": "true"})
+    assert run.code == 3
+    errors = [line for line in run.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "::error file=CHANGELOG.md,line=1,title=preflight%3A changelog::not in Keep a Changelog"
+    )

@@ -7,7 +7,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import semver
 from gitrepos import Repo, invoke
+
+from pipeline.errors import InputError
+from pipeline.release import validate_request
+from pipeline.versions import next_version
 
 TODAY = date.today().isoformat()
 
@@ -191,7 +196,11 @@ def test_an_empty_unreleased_section_refuses_the_release(repo: Repo) -> None:
         (("--bump", "huge"), "error: --bump: 'huge' is not one of major, minor, patch, auto"),
         (
             ("--bump", "minor", "--pre", "rc;x"),
-            "error: --pre: 'rc;x' must be letters and digits only",
+            "error: --pre: 'rc;x' must be letters, digits and hyphens only",
+        ),
+        (
+            ("--bump", "minor", "--pre", "01"),
+            "error: --pre: '01' is a number with a leading zero, which semver forbids in a pre-release",
         ),
         (("--pre", "rc"), "error: --pre needs --bump"),
         (("--bump", "patch"), "error: VERSION says 1.1.0, above the 1.0.1 that --bump patch gives"),
@@ -203,6 +212,29 @@ def test_bad_flags_exit_2_and_change_nothing(repo: Repo, args: tuple[str, ...], 
     assert run.code == 2
     assert run.stderr.startswith(message)
     assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize(
+    ("pre", "problem"),
+    [
+        ("01", "a number with a leading zero"),
+        ("007", "a number with a leading zero"),
+        ("rc.1", "letters, digits and hyphens only"),
+        ("", "letters, digits and hyphens only"),
+        ("0", None),
+        ("10", None),
+        ("rc", None),
+        ("beta-2", None),
+        ("x-", None),
+    ],
+)
+def test_pre_accepts_exactly_one_semver_pre_release_identifier(pre: str, problem: str | None) -> None:
+    if problem is None:
+        assert validate_request("minor", pre).pre == pre
+        assert semver.Version.is_valid(str(next_version(semver.Version(1, 0, 0), "minor", pre)))
+    else:
+        with pytest.raises(InputError, match=problem):
+            validate_request("minor", pre)
 
 
 def test_a_rejected_commit_restores_the_files(repo: Repo) -> None:
@@ -239,3 +271,69 @@ def test_a_rejected_push_leaves_a_complete_local_release_and_says_how_to_finish(
     assert invoke(repo.path, "release", "--push").code == 0
     tags = subprocess.run(["git", "-C", str(remote), "tag"], capture_output=True, text=True, check=True)
     assert tags.stdout.split() == ["v1.0.0", "v1.1.0"]
+
+
+def test_a_refused_release_of_a_missing_version_file_leaves_no_file_behind(repo: Repo) -> None:
+    repo.git("rm", "-q", "VERSION")
+    repo.git("commit", "-q", "-m", "chore: no VERSION yet")
+    hook = repo.path / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'hook says no' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    before = (repo.git("show-ref"), repo.head(), repo.path.joinpath("CHANGELOG.md").read_text())
+    run = invoke(repo.path, "release", "--bump", "minor")
+    assert run.code == 2 and "hook says no" in run.stderr
+    assert not (repo.path / "VERSION").exists()
+    assert repo.git("status", "--porcelain") == ""
+    assert (repo.git("show-ref"), repo.head(), repo.path.joinpath("CHANGELOG.md").read_text()) == before
+
+
+def test_a_tag_refused_after_the_release_commit_says_what_exists_and_how_to_finish(repo: Repo) -> None:
+    repo.git("config", "tag.gpgSign", "true")
+    repo.git("config", "gpg.program", "false")
+    run = invoke(repo.path, "release")
+    assert run.code == 2
+    head = repo.git("rev-parse", "--short=10", "HEAD")
+    assert run.stderr.startswith(
+        f"error: the release commit {head} for 1.1.0 is made but `git tag v1.1.0` failed: "
+    )
+    assert "No tag exists and nothing was pushed" in run.stderr
+    assert "re-run `invoke release` without --bump to tag 1.1.0 at HEAD" in run.stderr
+    assert repo.git("log", "-1", "--format=%s") == "chore(release): v1.1.0"
+    assert repo.tags() == ["v1.0.0"]
+    repo.git("config", "tag.gpgSign", "false")
+    assert invoke(repo.path, "release").code == 0
+    assert repo.git("describe", "--exact-match", "HEAD") == "v1.1.0"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.mkdir(), "error: VERSION: is a directory, not a file"),
+        (lambda p: p.write_bytes(b"1.1.0\xff\n"), "error: VERSION: not UTF-8 text (byte 0xff at offset 5)"),
+    ],
+)
+def test_an_unreadable_version_file_refuses_the_release_and_changes_nothing(
+    repo: Repo, make: object, message: str
+) -> None:
+    (repo.path / "VERSION").unlink()
+    make(repo.path / "VERSION")  # type: ignore[operator]
+    refs, head = repo.git("show-ref"), repo.head()
+    run = invoke(repo.path, "release", "--bump", "minor")
+    assert run.code == 3
+    assert run.stderr.startswith(message)
+    assert "Errno" not in run.stderr and "codec" not in run.stderr
+    assert (repo.git("show-ref"), repo.head()) == (refs, head)
+
+
+def test_a_patch_release_on_the_stable_branch_ignores_a_beta_tag_on_another_branch(repo: Repo) -> None:
+    repo.git("reset", "-q", "--hard", "v1.0.0")
+    repo.git("checkout", "-q", "-b", "beta")
+    repo.commit("feat!: the new API")
+    repo.tag("v2.0.0-beta.1")
+    repo.git("checkout", "-q", "main")
+    text = repo.path.joinpath("CHANGELOG.md").read_text()
+    repo.write("CHANGELOG.md", text.replace("## [Unreleased]\n", "## [Unreleased]\n\n### Fixed\n- A bug.\n"))
+    repo.commit("fix: a bug on the stable branch")
+    run = invoke(repo.path, "release", "--bump", "auto")
+    assert run.code == 0, run.stderr
+    assert repo.git("describe", "--exact-match", "HEAD") == "v1.0.1"

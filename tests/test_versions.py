@@ -201,3 +201,9 @@ def test_an_empty_pre_label_means_a_final_release():
 def test_existing_tags_can_be_any_iterable_even_a_generator():
     existing = (V(f"1.0.0-rc.{n}") for n in (1, 2))
     assert str(next_version(None, "major", "rc", existing)) == "1.0.0-rc.3"
+
+
+@pytest.mark.parametrize("pre", ["01", "rc!", "r c", "é"])
+def test_a_pre_label_that_makes_no_semantic_version_is_refused(pre):
+    with pytest.raises(InputError, match=r"^--pre: .* does not make a semantic version"):
+        next_version(semver.Version(1, 0, 0), "minor", pre)
