@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -260,9 +260,15 @@ def check_branch(facts: Facts, config: ChecklistConfig) -> CheckResult:
 
 
 def run_stage_commands(
-    executor: Executor, root: Path, stage: str, commands: Sequence[str], capture: bool = True
+    executor: Executor,
+    root: Path,
+    stage: str,
+    commands: Sequence[str],
+    capture: bool = True,
+    redact: Callable[[str], str] = str,
 ) -> CheckResult:
-    """Run the configured lint or test commands, in order, stopping at the first failure."""
+    """Run the configured lint or test commands, in order, stopping at the first failure; what a
+    failed one printed goes through ``redact``."""
     if not commands:
         return CheckResult(stage, "skip", f"no commands configured (pipeline.{stage})")
     for command in commands:
@@ -272,7 +278,7 @@ def run_stage_commands(
         except InputError as exc:
             return CheckResult(stage, "fail", f"pipeline.{stage}: {exc}")
         if not result.ok:
-            tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+            tail = redact(result.stdout + result.stderr).strip().splitlines()[-15:]
             return CheckResult(stage, "fail", f"`{command}` exited {result.returncode}", tuple(tail))
     return CheckResult(stage, "pass", f"{len(commands)} command(s) passed")
 
