@@ -15,15 +15,20 @@ from typing import Any
 
 import pytest
 from gitrepos import Repo, invoke
-from test_compose_target import Hosts
+from test_compose_target import NEW, Hosts, connected
 
 from pipeline import operate
 from pipeline.config import load_config
+from pipeline.engine.cancel import Call, Cancellation
 from pipeline.errors import ExitCode
 from pipeline.executor import Command, FakeExecutor, LocalExecutor, Result
+from pipeline.health import HealthResult
 from pipeline.http import FakeHttpClient, HttpRequest, HttpResponse
+from pipeline.journal import Entry
+from pipeline.notify import Notification, slack_payload, telegram_payload, webhook_payload
 from pipeline.orchestrate import DeployRequest, deploy
-from pipeline.secrets import forms
+from pipeline.runreport import Evidence, RunReport, StageResult
+from pipeline.secrets import Redactor, forms, redactor_for
 
 TOKEN = "ghp_CanaryT0ken42"  # the user part of the repository URL, GitHub style
 PASSWORD = "M0nitor-Canary-pw"  # the password of a health check URL
@@ -158,3 +163,52 @@ def test_no_canary_leaves_the_output_of_a_failing_lint_command(repo: Repo) -> No
     assert run.code == 3, run.stderr
     assert "FAIL lint" in run.stderr and "***" in run.stderr
     assert leaks(run.stdout + run.stderr) == []
+
+
+def _report() -> RunReport:
+    report = RunReport("prod", "1.1.0", "b" * 40, {"web1": "1.0.0"}, "rolled_back", f"failed: {QUIRKY}")
+    report.stages = [StageResult("health", "failed", 1.0, f"web1 answered {QUIRKY}", "web1")]
+    report.health = [HealthResult("http", "web1", False, f"500 {TOKEN}", status=500, body=SPILL)]
+    report.evidence = [Evidence("web1", "logs", "x" * 7000 + SPILL)]
+    return report
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        RunReport.render_text,
+        RunReport.render_markdown,  # escapes `|` in tables: the raw value is gone before redaction
+        RunReport.to_json,  # escapes non-ASCII: ditto
+        lambda r: json.dumps(slack_payload(_note(r)), ensure_ascii=False),
+        lambda r: json.dumps(telegram_payload(_note(r), "chat")),
+        lambda r: json.dumps(webhook_payload(_note(r))),
+    ],
+    ids=["text", "markdown", "json", "slack", "telegram", "webhook"],
+)
+def test_a_report_redacted_before_rendering_shows_no_canary_in_any_rendering(render: Any) -> None:
+    redactor = Redactor(SECRETS)
+    assert leaks(render(redactor.redact_data(_report()))) == []
+
+
+def _note(report: RunReport) -> Notification:
+    return Notification(
+        "prod",
+        report.version,
+        report.outcome,
+        report.summary(),
+        tuple(report.details()),
+        "",
+        report.to_data(),
+    )
+
+
+def test_what_the_target_writes_to_a_hosts_journal_is_redacted() -> None:
+    hosts = Hosts()
+    entry = Entry(
+        "deploy", "2.0.0", NEW, "1.0.0", None, None, "failed", f"migrate said {QUIRKY}", "ci", "now"
+    )
+    with connected(hosts, notify=ENVIRONMENT["notify"]) as (_, target):
+        target.redactor = redactor_for(target.env, ENVIRON)
+        target.record("web1", [entry], Call("record", "web1", 30.0, Cancellation()))
+    assert "migrate said ***" in hosts.journals["web1"]
+    assert leaks(hosts.journals["web1"]) == []
