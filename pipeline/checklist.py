@@ -302,11 +302,15 @@ def run_checklist(
 
 
 def run_stages(executor: Executor, cwd: Path, config: PipelineConfig, run: bool) -> list[CheckResult]:
-    """The lint and test stages as checklist items (skipped unless asked for)."""
+    """The lint and test stages as checklist items (skipped unless asked for); what they print is
+    redacted of every environment's secrets."""
     if not run:
         reason = "not requested (--with-tests, or pipeline.checklist.run_tests)"
         return [CheckResult("lint", "skip", reason), CheckResult("test", "skip", reason)]
+    from pipeline.secrets import redactor_for
+
+    redact = redactor_for(config, os.environ).redact
     return [
-        run_stage_commands(executor, cwd, "lint", config.lint),
-        run_stage_commands(executor, cwd, "test", config.test),
+        run_stage_commands(executor, cwd, "lint", config.lint, redact=redact),
+        run_stage_commands(executor, cwd, "test", config.test, redact=redact),
     ]

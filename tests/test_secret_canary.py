@@ -212,3 +212,19 @@ def test_what_the_target_writes_to_a_hosts_journal_is_redacted() -> None:
         target.record("web1", [entry], Call("record", "web1", 30.0, Cancellation()))
     assert "migrate said ***" in hosts.journals["web1"]
     assert leaks(hosts.journals["web1"]) == []
+
+
+def test_no_canary_leaves_a_failing_lint_in_preflight_with_tests(repo: Repo) -> None:
+    script = "import os, sys; print(os.environ['DEPLOY_HOOK']); sys.exit(1)"
+    config = {
+        "checklist": {"changelog_unreleased_ok": True},
+        "lint": [shlex.join([sys.executable, "-c", script])],
+        "environments": {"prod": ENVIRONMENT},
+    }
+    repo.write("invoke.yaml", json.dumps({"pipeline": config}))
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "chore: lint that leaks")
+    run = invoke(repo.path, "preflight", "--with-tests", "--json", env=ENVIRON)
+    assert run.code == 3, run.stderr
+    assert "***" in run.stdout
+    assert leaks(run.stdout + run.stderr) == []
