@@ -35,7 +35,8 @@ def redacting(config: PipelineConfig, name: str, say: Say) -> Iterator[tuple[Say
     try:
         yield (lambda line: say(redactor.redact(line))), redactor
     except PipelineError as exc:
-        raise redactor.redact_error(exc) from None
+        redactor.redact_error(exc)
+        raise
 
 
 @contextmanager

@@ -187,7 +187,8 @@ def deploy(
             executor, http, root, config, request, lambda line: say(redactor.redact(line)), sleep, redactor
         )
     except PipelineError as exc:
-        raise redactor.redact_error(exc) from None
+        redactor.redact_error(exc)
+        raise
 
 
 def _deploy(

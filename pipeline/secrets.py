@@ -128,7 +128,29 @@ def forms(value: str) -> set[str]:
     }
     # a JSON string written inside another JSON string (a JSON log line in the JSON report)
     found.add(json.dumps(json.dumps(value)[1:-1])[1:-1])
+    for part in _url_parts(value):
+        found |= forms(part)
     return found
+
+
+# A path segment or query value this long in a secret URL is a token (Slack's, a webhook's), not a word.
+TOKEN_LENGTH = 16
+
+
+def _url_parts(value: str) -> list[str]:
+    """For a secret URL: its path and query, and the tokens in them, which logs show without the
+    host (``POST /services/T0/B0/xoxb...``); nothing for any other value."""
+    if "://" not in value or any(c.isspace() for c in value):
+        return []
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return []
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    words = [*parts.path.split("/"), *(p.partition("=")[2] for p in parts.query.split("&"))]
+    found = [w for w in words if len(w) >= TOKEN_LENGTH]
+    found += split_credentials(value).secrets
+    return [tail, *found] if len(tail) >= TOKEN_LENGTH else found
 
 
 # scheme://userinfo@ : the userinfo is everything up to the first @ before the host's end.

@@ -266,3 +266,15 @@ def test_an_error_leaves_with_its_message_and_attributes_redacted() -> None:
     redactor.redact_error(stage)
     assert str(failed) == "lint said ***" and failed.results[0].details == ("x ***",)  # type: ignore[attr-defined]
     assert (str(stage), stage.output) == ("[web1] failed: ***", "output ***")
+
+
+def test_a_secret_url_hides_its_path_and_the_tokens_in_it_when_they_are_shown_alone() -> None:
+    redactor = Redactor(
+        ["https://hooks.slack.com/services/T0AB/B0CD/xoxbCanaryT0ken1234567?key=QueryT0ken-abcdefgh"]
+    )
+    path = "/services/T0AB/B0CD/xoxbCanaryT0ken1234567?key=QueryT0ken-abcdefgh"
+    logged = f"POST {path} 404; token xoxbCanaryT0ken1234567"
+    assert redactor.redact(logged) == "POST *** 404; token ***"
+    assert redactor.redact("retry QueryT0ken-abcdefgh later") == "retry *** later"
+    assert redactor.redact("POST /services/T0AB ok") == "POST /services/T0AB ok"  # short parts stay
+    assert Redactor(["http://127.0.0.1:9/hook"]).redact("GET /hook") == "GET /hook"
