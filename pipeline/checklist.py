@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -337,9 +337,15 @@ def check_migrations(facts: Facts, config: ChecklistConfig) -> CheckResult:
 
 
 def run_stage_commands(
-    executor: Executor, root: Path, stage: str, commands: Sequence[str], capture: bool = True
+    executor: Executor,
+    root: Path,
+    stage: str,
+    commands: Sequence[str],
+    capture: bool = True,
+    redact: Callable[[str], str] = str,
 ) -> CheckResult:
-    """Run the configured lint or test commands, in order, stopping at the first failure."""
+    """Run the configured lint or test commands, in order, stopping at the first failure; what a
+    failed one printed goes through ``redact``."""
     if not commands:
         return CheckResult(stage, "skip", f"no commands configured (pipeline.{stage})")
     for command in commands:
@@ -349,7 +355,7 @@ def run_stage_commands(
         except InputError as exc:
             return CheckResult(stage, "fail", f"pipeline.{stage}: {exc}")
         if not result.ok:
-            tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+            tail = redact(result.stdout + result.stderr).strip().splitlines()[-15:]
             return CheckResult(stage, "fail", f"`{command}` exited {result.returncode}", tuple(tail))
     return CheckResult(stage, "pass", f"{len(commands)} command(s) passed")
 
@@ -380,11 +386,15 @@ def run_checklist(
 
 
 def run_stages(executor: Executor, cwd: Path, config: PipelineConfig, run: bool) -> list[CheckResult]:
-    """The lint and test stages as checklist items (skipped unless asked for)."""
+    """The lint and test stages as checklist items (skipped unless asked for); what they print is
+    redacted of every environment's secrets."""
     if not run:
         reason = "not requested (--with-tests, or pipeline.checklist.run_tests)"
         return [CheckResult("lint", "skip", reason), CheckResult("test", "skip", reason)]
+    from pipeline.secrets import redactor_for
+
+    redact = redactor_for(config, os.environ).redact
     return [
-        run_stage_commands(executor, cwd, "lint", config.lint),
-        run_stage_commands(executor, cwd, "test", config.test),
+        run_stage_commands(executor, cwd, "lint", config.lint, redact=redact),
+        run_stage_commands(executor, cwd, "test", config.test, redact=redact),
     ]

@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from pipeline.environments import ComposeEnvironment
+from pipeline.secrets import split_credentials
 
 
 @dataclass(frozen=True)
@@ -93,17 +94,39 @@ def state_dir_of(path: str, configured: str = "") -> str:
 
 
 def git_prepare(path: str, repository: str) -> list[tuple[str, ...]]:
-    """Make ``path`` a repository fetching from ``repository`` (idempotent, works in a used dir)."""
+    """Make ``path`` a repository fetching from ``repository`` (idempotent, works in a used dir).
+
+    The URL is written without its credentials: they go to ``git_fetch`` on stdin, never to
+    ``.git/config`` (where an earlier deploy's URL with them is overwritten) or to an argv.
+    """
     return [
         ("git", "-C", path, "init", "--quiet"),
-        ("git", "-C", path, "config", "remote.origin.url", repository),
+        ("git", "-C", path, "config", "remote.origin.url", split_credentials(repository).url),
         ("git", "-C", path, "config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"),
     ]
 
 
-def git_fetch(path: str) -> tuple[str, ...]:
-    """Fetch branches and tags from the checkout's origin."""
-    return ("git", "-C", path, "fetch", "--quiet", "--force", "--tags", "origin")
+# Reads one line from stdin (an HTTP header) and hands it to git through the environment, where
+# neither `ps` nor `.git/config` shows it: git reads GIT_CONFIG_COUNT/KEY_n/VALUE_n as `-c` (2.31+).
+GIT_AUTH_SCRIPT = (
+    "IFS= read -r h || exit 2; export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader"
+    ' GIT_CONFIG_VALUE_0="$h" GIT_TERMINAL_PROMPT=0; exec "$@"'
+)
+GIT_AUTH_NAME = "pl-git-auth"
+
+
+def git_fetch(path: str, authenticated: bool = False) -> tuple[str, ...]:
+    """Fetch branches and tags from the checkout's origin; ``authenticated``: with the header that
+    ``git_auth`` gives on stdin."""
+    fetch = ("git", "-C", path, "fetch", "--quiet", "--force", "--tags", "origin")
+    return ("sh", "-c", GIT_AUTH_SCRIPT, GIT_AUTH_NAME, *fetch) if authenticated else fetch
+
+
+def git_auth(repository: str) -> str | None:
+    """What an authenticated ``git_fetch`` reads on stdin: the ``Authorization`` header of the
+    repository URL's credentials; None when the URL carries none (ssh keys, a public repository)."""
+    header = split_credentials(repository).basic_auth()
+    return f"Authorization: {header}\n" if header else None
 
 
 def git_checkout(path: str, commit: str) -> tuple[str, ...]:

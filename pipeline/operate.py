@@ -1,7 +1,8 @@
 """On-call tasks over the units' own records: status, history, unlock, rollback, and stages on their own.
 
 Each calls the engine's entry points (``read``, ``rollback``, ``migrate``, ``check``, ``unlock_held``);
-none of them reaches into the engine's state.
+none of them reaches into the engine's state. What each prints, and the message of an error that
+escapes, goes through the environment's redactor.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import PipelineConfig
 from pipeline.engine.values import Release, UnitState
-from pipeline.errors import ExitCode, InputError
+from pipeline.errors import ExitCode, InputError, PipelineError
 from pipeline.executor import Executor
 from pipeline.http import HttpClient
 from pipeline.journal import IN_PROGRESS, Entry
@@ -22,22 +23,41 @@ from pipeline.terminal import printable
 
 if TYPE_CHECKING:
     from pipeline.engine.run import Engine
+    from pipeline.secrets import Redactor
 
 Say = Callable[[str], None]
+
+
+@contextmanager
+def redacting(config: PipelineConfig, name: str, say: Say) -> Iterator[tuple[Say, Redactor]]:
+    """``say`` without the environment's secrets, and the redactor; an error escapes without them too."""
+    import os
+
+    from pipeline.secrets import redactor_for
+
+    redactor = redactor_for(config.environment(name), os.environ)
+    try:
+        yield (lambda line: say(redactor.redact(line))), redactor
+    except PipelineError as exc:
+        redactor.redact_error(exc)
+        raise
 
 
 @contextmanager
 def engine_of(
     config: PipelineConfig, name: str, executor: Executor, http: HttpClient | None, say: Say
 ) -> Iterator[Engine]:
-    """The environment's engine over its target, connected (no lock taken)."""
+    """The environment's engine over its target, connected (no lock taken); its output redacted."""
     from pipeline.engine.run import Engine
     from pipeline.http import UrllibClient
     from pipeline.orchestrate import new_context
     from pipeline.targets.compose import ComposeTarget, policy_of
 
     env = config.environment(name)
-    with ComposeTarget.connect(env, executor, http or UrllibClient()) as target:
+    with (
+        redacting(config, name, say) as (say, redactor),
+        ComposeTarget.connect(env, executor, http or UrllibClient(), redactor=redactor) as target,
+    ):
         yield Engine(name, target, policy_of(env), new_context(say))
 
 
@@ -134,14 +154,16 @@ def status(
     config: PipelineConfig, name: str, executor: Executor, say: Say, as_json: bool = False
 ) -> ExitCode:
     """What each unit serves, its last journal entry, who holds the lock and for how long."""
-    say = _safe(say)
-    with engine_of(config, name, executor, None, say) as engine:
+    with (
+        redacting(config, name, _safe(say)) as (say, _),
+        engine_of(config, name, executor, None, say) as engine,
+    ):
         states = engine.read(strict=False)
-    if as_json:
-        say(json.dumps(status_data(name, states), indent=2))
-    else:
-        for line in render_status(name, states):
-            say(line)
+        if as_json:
+            say(json.dumps(status_data(name, states), indent=2))
+        else:
+            for line in render_status(name, states):
+                say(line)
     return ExitCode.OK
 
 
@@ -198,21 +220,25 @@ def history(
 ) -> ExitCode:
     """The newest journal entries of every unit, and the lines of its journal that are damaged."""
     limit = check_limit(limit)
-    say = _safe(say)
-    with engine_of(config, name, executor, None, say) as engine:
+    with (
+        redacting(config, name, _safe(say)) as (say, _),
+        engine_of(config, name, executor, None, say) as engine,
+    ):
         states = engine.read()
-    if as_json:
-        say(json.dumps(history_data(name, states, limit), indent=2))
-    else:
-        for line in render_history(states, limit):
-            say(line)
+        if as_json:
+            say(json.dumps(history_data(name, states, limit), indent=2))
+        else:
+            for line in render_history(states, limit):
+                say(line)
     return ExitCode.OK
 
 
 def unlock(config: PipelineConfig, name: str, executor: Executor, say: Say) -> ExitCode:
     """Release a lock left by a cancelled run, saying who held it and since when."""
-    say = _safe(say)
-    with engine_of(config, name, executor, None, say) as engine:
+    with (
+        redacting(config, name, _safe(say)) as (say, _),
+        engine_of(config, name, executor, None, say) as engine,
+    ):
         states = engine.read(strict=False)
         engine.unlock_held(states)
         for state in states:
@@ -227,8 +253,10 @@ def unlock(config: PipelineConfig, name: str, executor: Executor, say: Say) -> E
 
 def health(config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say) -> ExitCode:
     """The health checks against what is deployed; exit 1 when one fails."""
-    say = _safe(say)
-    with engine_of(config, name, executor, http, say) as engine:
+    with (
+        redacting(config, name, _safe(say)) as (say, _),
+        engine_of(config, name, executor, http, say) as engine,
+    ):
         states = engine.read()
         results = engine.check(serving(states).version, states)
     for result in results:
@@ -242,11 +270,14 @@ def migrate(config: PipelineConfig, name: str, executor: Executor, http: HttpCli
     say = _safe(say)
     if config.environment(name).migrate is None:
         raise InputError(f"pipeline.environments.{name}.migrate is not configured")
-    with engine_of(config, name, executor, http, say) as engine:
+    with (
+        redacting(config, name, say) as (say, redactor),
+        engine_of(config, name, executor, http, say) as engine,
+    ):
         states = engine.read()
         engine.refuse_locks(states)
         report = engine.migrate(serving(states), states)
-    say(report.render_text())
+        say(redactor.redact_data(report).render_text())
     return report.exit_code
 
 
@@ -259,11 +290,18 @@ def rollback(
 
     prefix = config.checklist.tag_prefix
     wanted = to[len(prefix) :] if to and prefix and to.startswith(prefix) else to
-    with engine_of(config, name, executor, http, say) as engine:
+    with (
+        redacting(config, name, say) as (say, redactor),
+        engine_of(config, name, executor, http, say) as engine,
+    ):
         states = engine.read()
         run, reason = prepare_rollback(engine, states, wanted)
-        report = engine.rollback(run, reason)
-    say(report.render_text())
+        report = redactor.redact_data(engine.rollback(run, reason))
+        say(report.render_text())
+    if report.debug_log:
+        from pipeline.orchestrate import redact_file
+
+        redact_file(report.debug_log, redactor)
     return report.exit_code
 
 
@@ -274,25 +312,24 @@ def notify(
     import os
 
     from pipeline.notify import Notification, build_notifiers, send_all
-    from pipeline.secrets import Redactor
 
     say = _safe(say)
     env = config.environment(name)
-    redactor = Redactor()
-    notifiers = build_notifiers(
-        env.notify, os.environ, http, f"pipeline.environments.{name}.notify", redactor
-    )
-    if not notifiers:
-        raise InputError(f"pipeline.environments.{name}.notify has no channel")
-    with engine_of(config, name, executor, http, say) as engine:
-        states = engine.read()
-    lines = [f"{s.name}: {s.serving.version if s.serving else 'nothing'}" for s in states]
-    versions = {s.serving.version for s in states if s.serving}
-    version = versions.pop() if len(versions) == 1 else "mixed versions"
-    note = Notification(name, version, "message", message or "serving: " + "; ".join(lines), tuple(lines))
-    failed = [f"{channel}: {error}" for channel, error in send_all(notifiers, note, redactor) if error]
-    for line in failed:
-        say(f"notify failed: {line}")
-    if not failed:
-        say(f"notified {', '.join(n.name for n in notifiers)}")
+    with redacting(config, name, say) as (say, redactor):
+        key = f"pipeline.environments.{name}.notify"
+        notifiers = build_notifiers(env.notify, os.environ, http, key, redactor)
+        if not notifiers:
+            raise InputError(f"{key} has no channel")
+        with engine_of(config, name, executor, http, say) as engine:
+            states = engine.read()
+        lines = [f"{s.name}: {s.serving.version if s.serving else 'nothing'}" for s in states]
+        versions = {s.serving.version for s in states if s.serving}
+        version = versions.pop() if len(versions) == 1 else "mixed versions"
+        text = message or "serving: " + "; ".join(lines)
+        note = Notification(name, version, "message", text, tuple(lines))
+        failed = [f"{channel}: {error}" for channel, error in send_all(notifiers, note, redactor) if error]
+        for line in failed:
+            say(f"notify failed: {line}")
+        if not failed:
+            say(f"notified {', '.join(n.name for n in notifiers)}")
     return ExitCode.BAD_INPUT if failed else ExitCode.OK

@@ -119,15 +119,19 @@ def local_stages(
     config: PipelineConfig,
     env: ComposeEnvironment,
     request: DeployRequest,
+    redact: Callable[[str], str] = str,
 ) -> None:
-    """Preflight, lint and test on the runner; any failure stops the deploy before it touches a host."""
+    """Preflight, lint and test on the runner; any failure stops the deploy before it touches a host.
+
+    ``redact`` is applied to what the lint and test commands printed."""
     results = []
     if env.preflight and "preflight" not in request.skip:
         results += run_checks(executor, root, config.checklist)
     if not request.dry_run:
         for stage in ("lint", "test"):
             if stage not in request.skip:
-                results.append(run_stage_commands(executor, root, stage, getattr(config, stage)))
+                commands = getattr(config, stage)
+                results.append(run_stage_commands(executor, root, stage, commands, redact=redact))
     if any(r.failed for r in results):
         raise ChecklistFailed("the checks before a deploy failed", tuple(results))
 
@@ -185,7 +189,7 @@ def deploy(
             executor, http, root, config, request, lambda line: say(redactor.redact(line)), sleep, redactor
         )
     except PipelineError as exc:
-        exc.args = (redactor.redact(str(exc)),)
+        redactor.redact_error(exc)
         raise
 
 
@@ -199,14 +203,12 @@ def _deploy(
     sleep: Callable[[float], None] | None,
     redactor: Redactor,
 ) -> tuple[ExitCode, RunReport | None]:
-    from urllib.parse import urlsplit
-
     from pipeline.notify import Notification, build_notifiers, send_all
+    from pipeline.secrets import redactor_for
 
     env = without_skipped(config.environment(request.environment), request.skip)
     key = f"pipeline.environments.{request.environment}"
-    if env.repository and "://" in env.repository:
-        redactor.add(urlsplit(env.repository).password or "")
+    redactor_for(env, os.environ, redactor)
     notifiers = (
         []
         if "notify" in request.skip
@@ -214,14 +216,14 @@ def _deploy(
     )
     release = resolve_release(executor, root, config, env, request.version, key)
     check_services(env, request.environment, release.compose_text)
-    local_stages(executor, root, config, env, request)
+    local_stages(executor, root, config, env, request, redactor.redact)
     from pipeline.engine.plan import render_plan
     from pipeline.engine.run import Engine
     from pipeline.targets.compose import ComposeTarget, policy_of
 
     context = new_context(say)
     policy = policy_of(env)
-    with ComposeTarget.connect(env, executor, http, *([sleep] if sleep else [])) as target:
+    with ComposeTarget.connect(env, executor, http, sleep or time.sleep, redactor) as target:
         engine = Engine(request.environment, target, policy, context)
         started = time.monotonic()
         states = engine.wait_for_locks(request.lock_wait) if request.lock_wait else engine.read()
@@ -250,17 +252,20 @@ def _deploy(
             return ExitCode.OK, None
         report = engine.deploy(release, states)
         report.timings["read_hosts"] = round(read_seconds, 3)
+    # Redacted before it is rendered: a renderer may cut (an excerpt) or escape (a table's `|`) a
+    # secret into a form the redactor no longer finds.
+    report = redactor.redact_data(report)
     if notifiers:
         notification = Notification(
             environment=request.environment, version=release.version, outcome=report.outcome,
             summary=report.summary(), details=tuple(report.details()), run_url=context.run_url,
-            report=redactor.redact_data(report.to_data()),
+            report=report.to_data(),
         )  # fmt: skip
         report.notified = send_all(notifiers, notification, redactor)
-    say(redactor.redact(report.render_text()))
+    say(report.render_text())
     for channel, error in report.notified:
         if error:
-            say(f"warning: notify {channel} failed: {redactor.redact(error)}")
+            say(f"warning: notify {channel} failed: {error}")
     _write_outputs(report, request, redactor, say)
     return report.exit_code, report
 
@@ -275,3 +280,12 @@ def _write_outputs(
         warning = write(what, path, redactor.redact(texts[what]), append=what.startswith("$"))
         if warning:
             say(warning)
+    if report.debug_log:
+        redact_file(report.debug_log, redactor)
+
+
+def redact_file(path: str, redactor: Redactor) -> None:
+    """Rewrite a file we wrote (the debug log's traceback) without the secrets it may hold."""
+    with suppress(OSError):
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        Path(path).write_text(redactor.redact(text), encoding="utf-8")

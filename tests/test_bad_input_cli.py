@@ -116,7 +116,7 @@ def test_false_no_off_and_0_in_an_override_mean_false(repo: Repo) -> None:
         assert run.code == 0, (word, run.stdout)
     (repo.path / "untracked.txt").unlink()
     run = invoke(repo.path, "preflight", "--with-tests", env={"INVOKE_PIPELINE_LINT": '["python -c pass"]'})
-    assert run.code == 0 and "ok   lint       1 command(s) passed" in run.stdout
+    assert run.code == 0 and "ok   lint        1 command(s) passed" in run.stdout
 
 
 @pytest.mark.parametrize("task", ["deploy", "status", "history", "rollback", "unlock", "migrate", "health"])

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline import compose as cmd
 from pipeline.compose import Project, parse_revision, shell_command
@@ -28,6 +28,7 @@ from pipeline.http import HttpClient
 from pipeline.journal import BASE, Entry
 from pipeline.remote import Remote, SshOptions, close_master, parse_host
 from pipeline.runreport import Evidence
+from pipeline.secrets import Redactor, redactor_for
 from pipeline.targets import hostfiles
 
 CONTROL_DIR_VARIABLE = "PIPELINE_SSH_CONTROL_DIR"
@@ -54,7 +55,11 @@ class Host:
 
 
 class ComposeTarget:
-    """Hosts over ssh running ``docker compose``; see ``pipeline.targets.base.Target``."""
+    """Hosts over ssh running ``docker compose``; see ``pipeline.targets.base.Target``.
+
+    What comes back from a host (output, evidence, health responses) and what is written to its
+    journal goes through the environment's redactor first.
+    """
 
     kind = "compose"
 
@@ -64,8 +69,10 @@ class ComposeTarget:
         hosts: Sequence[Host],
         http: HttpClient,
         sleep: Sleep = time.sleep,
+        redactor: Redactor | None = None,
     ) -> None:
         self.env = env
+        self.redactor = redactor if redactor is not None else redactor_for(env, os.environ)
         self.hosts = {h.name: h for h in hosts}
         self.http = http
         self.sleep = sleep
@@ -77,7 +84,12 @@ class ComposeTarget:
     @classmethod
     @contextmanager
     def connect(
-        cls, env: ComposeEnvironment, executor: Executor, http: HttpClient, sleep: Sleep = time.sleep
+        cls,
+        env: ComposeEnvironment,
+        executor: Executor,
+        http: HttpClient,
+        sleep: Sleep = time.sleep,
+        redactor: Redactor | None = None,
     ) -> Iterator[ComposeTarget]:
         """The environment's hosts sharing a ControlMaster directory; every master is stopped after."""
         parent = os.environ.get(CONTROL_DIR_VARIABLE) or "/tmp"  # socket paths must stay short
@@ -89,7 +101,7 @@ class ComposeTarget:
             for r in remotes
         ]
         try:
-            yield cls(env, hosts, http, sleep)
+            yield cls(env, hosts, http, sleep, redactor)
         finally:
             executor.run_all(Command(close_master(r.host, options), timeout=10) for r in remotes)
             shutil.rmtree(control_dir, ignore_errors=True)
@@ -108,7 +120,7 @@ class ComposeTarget:
         """Run argv on a host under the call's deadline; StageError with its last words on failure."""
         result = self._attempt(host, argv, call, stdin, changing)
         if not result.ok:
-            raise _failure(stage or call.stage, host.name, argv, result)
+            raise _failure(stage or call.stage, host.name, argv, result, self.redactor)
         return result.stdout
 
     def _attempt(
@@ -120,14 +132,14 @@ class ComposeTarget:
             call.changing()
         with self._busy():
             result = host.remote.run(argv, stdin=stdin, timeout=timeout, interrupt=call.interrupt)
+        redact = self.redactor.redact
+        result = replace(result, stdout=redact(result.stdout), stderr=redact(result.stderr))
         if result.interrupted:
             raise Cancelled(str(call.cancel.reason or "interrupted"))
         if result.returncode == TIMED_OUT:
+            late = f"{call.stage} on {host.name} passed its deadline of {call.seconds:g} s"
             raise DeadlineExceeded(
-                call.stage,
-                f"{call.stage} on {host.name} passed its deadline of {call.seconds:g} s: {shlex.join(argv)}",
-                host.name,
-                _tail(result),
+                call.stage, redact(f"{late}: {shlex.join(argv)}"), host.name, _tail(result)
             )
         if host.remote.unreachable(result):
             detail = result.stderr.strip().splitlines()[-1:] or ["no answer"]
@@ -195,7 +207,7 @@ class ComposeTarget:
         if result.returncode == hostfiles.HELD:
             return parse_lock(result.stdout)
         if not result.ok:
-            raise _failure("lock", unit, argv, result)
+            raise _failure("lock", unit, argv, result, self.redactor)
         return None
 
     def unlock(self, unit: str, call: Call) -> None:
@@ -206,7 +218,8 @@ class ComposeTarget:
     def record(self, unit: str, entries: Sequence[Entry], call: Call) -> None:
         """Append entries to the host's journal."""
         host = self.hosts[unit]
-        self._run(host, hostfiles.append(host.files.journal), call, stdin="".join(e.line() for e in entries))
+        lines = "".join(self.redactor.redact_data(e).line() for e in entries)
+        self._run(host, hostfiles.append(host.files.journal), call, stdin=lines)
 
     # -- deploying ---------------------------------------------------------------------------------
 
@@ -215,14 +228,15 @@ class ComposeTarget:
         project, version = host.project, release.version
         if self.env.source == "git":
             assert release.commit
-            prepare = cmd.git_prepare(project.path, self.env.repository) if self.env.repository else []
-            steps = [
-                cmd.make_dirs(project.path),
-                *prepare,
-                cmd.git_fetch(project.path),
-                cmd.git_checkout(project.path, release.commit),
+            repository = self.env.repository
+            prepare = cmd.git_prepare(project.path, repository) if repository else []
+            auth = cmd.git_auth(repository)
+            return [
+                *((a, None) for a in [cmd.make_dirs(project.path), *prepare]),
+                (cmd.git_fetch(project.path, authenticated=auth is not None), auth),
+                (cmd.git_checkout(project.path, release.commit), None),
+                (project.up(version, build=True), None),
             ]
-            return [*((a, None) for a in steps), (project.up(version, build=True), None)]
         folder = project.release_dir(version)
         return [
             (cmd.make_dirs(project.path, folder), None),
@@ -317,7 +331,8 @@ class ComposeTarget:
             call.check()
 
         with self._busy():
-            return check_host(self.env.health, host.remote, host.project, version, self.http, sleep)
+            results = check_host(self.env.health, host.remote, host.project, version, self.http, sleep)
+        return self.redactor.redact_data(results)
 
     def evidence(self, unit: str, release: Release, call: Call) -> list[Evidence]:
         """The last 200 log lines and every container's state, of the release that failed."""
@@ -366,11 +381,11 @@ def _tail(result: Result) -> str:
     return "\n".join((result.stdout + result.stderr).strip().splitlines()[-50:])
 
 
-def _failure(stage: str, unit: str, argv: Sequence[str], result: Result) -> StageError:
+def _failure(stage: str, unit: str, argv: Sequence[str], result: Result, redactor: Redactor) -> StageError:
     """StageError with the command's last words."""
     words = (result.stderr or result.stdout).strip().splitlines()[-3:]
     message = f"[{unit}] {shlex.join(argv)} exited {result.returncode}: {' / '.join(words)}"
-    return StageError(stage, message, unit, _tail(result))
+    return StageError(stage, redactor.redact(message), unit, redactor.redact(_tail(result)))
 
 
 def _not_running(output: str) -> bool:

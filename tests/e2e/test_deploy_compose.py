@@ -439,5 +439,6 @@ def test_a_password_in_the_repository_url_never_appears_in_the_plan(project: Pro
     run = project.invoke("deploy", "--env", "sandbox", "--version", "2.0.0", "--dry-run")
 
     assert run.code == 0, run.text
-    assert "config remote.origin.url https://bot:***@127.0.0.1:9/app.git" in run.out
+    assert "config remote.origin.url https://127.0.0.1:9/app.git" in run.out  # never in .git/config
+    assert "pl-git-auth git -C" in run.out and "origin  < (stdin)" in run.out  # but on stdin
     assert "s3cret-pass" not in run.text
