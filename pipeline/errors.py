@@ -86,5 +86,11 @@ class Cancelled(PipelineError):
     exit_code = ExitCode.ROLLED_BACK
 
 
+class ReleaseIncomplete(PipelineError):
+    """A release stopped after its commit (the tag or the push failed); the message says how to finish."""
+
+    exit_code = ExitCode.ROLLBACK_FAILED
+
+
 class NotRecorded(InputError):
     """A rollback would need a database revision that no journal recorded: it refuses to guess."""

@@ -19,6 +19,7 @@ from pipeline.engine.values import Release
 from pipeline.environments import ComposeEnvironment
 from pipeline.errors import ChecklistFailed, ConfigError, ExitCode, InputError, PipelineError
 from pipeline.executor import Command, Executor
+from pipeline.files import read_optional
 from pipeline.http import HttpClient
 from pipeline.outputs import check_writable, outputs_of, write
 from pipeline.runreport import RunReport
@@ -63,11 +64,9 @@ def resolve_release(
         parsed = str(parse_version(bare, "--version"))
         ref = f"{prefix}{parsed}"
     else:
-        path = root / config.checklist.version_file
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"{config.checklist.version_file}: file not found; pass --version") from None
+        text = read_optional(root / config.checklist.version_file, config.checklist.version_file, root=root)
+        if text is None:
+            raise InputError(f"{config.checklist.version_file}: file not found; pass --version")
         parsed, ref = str(parse_version(text, config.checklist.version_file)), "HEAD"
     found = executor.run(Command(("git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"), str(root)))
     if not found.ok:

@@ -17,7 +17,7 @@ from pipeline.changelog import parse_changelog, release_changelog
 from pipeline.checklist import CheckResult, Facts
 from pipeline.commits import bump_for
 from pipeline.config import PipelineConfig
-from pipeline.errors import ChecklistFailed, InputError
+from pipeline.errors import ChecklistFailed, InputError, ReleaseIncomplete
 from pipeline.executor import Command, Executor
 from pipeline.git import git, read_whole_range
 from pipeline.versions import BUMPS, Bump, ReleaseTag, next_version, parse_version
@@ -281,12 +281,12 @@ def apply_release(executor: Executor, root: Path, plan: ReleasePlan) -> None:
             result = executor.run(command)
             verb = command.argv[1:2]
             if verb == ("push",) and not result.ok:
-                raise InputError(
+                raise ReleaseIncomplete(
                     f"{plan.tag} is released locally but the push failed: "
                     f"{result.stderr.strip()}; fix the remote, then re-run `invoke release --push`"
                 )
             if verb == ("tag",) and not result.ok and committed:
-                raise InputError(_untagged(plan, executor, root, result.stderr))
+                raise ReleaseIncomplete(_untagged(plan, executor, root, result.stderr))
             result.check()
             if verb == ("commit",):
                 written, committed = [], True  # committed: nothing to restore any more

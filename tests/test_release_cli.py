@@ -263,7 +263,7 @@ def test_a_rejected_push_leaves_a_complete_local_release_and_says_how_to_finish(
     hook.write_text("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
     hook.chmod(0o755)
     run = invoke(repo.path, "release", "--push")
-    assert run.code == 2
+    assert run.code == 4  # a human finishes it: the release exists locally
     assert "v1.1.0 is released locally but the push failed" in run.stderr
     assert "re-run `invoke release --push`" in run.stderr
     assert repo.git("describe", "--exact-match", "HEAD") == "v1.1.0"
@@ -291,7 +291,7 @@ def test_a_tag_refused_after_the_release_commit_says_what_exists_and_how_to_fini
     repo.git("config", "tag.gpgSign", "true")
     repo.git("config", "gpg.program", "false")
     run = invoke(repo.path, "release")
-    assert run.code == 2
+    assert run.code == 4  # a human finishes it: the commit exists, the tag does not
     head = repo.git("rev-parse", "--short=10", "HEAD")
     assert run.stderr.startswith(
         f"error: the release commit {head} for 1.1.0 is made but `git tag v1.1.0` failed: "
