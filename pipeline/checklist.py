@@ -343,6 +343,7 @@ def run_stage_commands(
     commands: Sequence[str],
     capture: bool = True,
     redact: Callable[[str], str] = str,
+    echo: Callable[[str, bool], None] | None = None,
 ) -> CheckResult:
     """Run the configured lint or test commands, in order, stopping at the first failure; what a
     failed one printed goes through ``redact``."""
@@ -351,7 +352,7 @@ def run_stage_commands(
     for command in commands:
         argv = tuple(shlex.split(command))
         try:
-            result = executor.run(Command(argv, str(root), capture=capture))
+            result = executor.run(Command(argv, str(root), capture=capture, echo=echo))
         except InputError as exc:
             return CheckResult(stage, "fail", f"pipeline.{stage}: {exc}")
         if not result.ok:

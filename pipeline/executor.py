@@ -36,6 +36,9 @@ class Command:
     interrupt: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
     # Without input, an open pipe rather than /dev/null: its EOF tells a remote guard the client is gone.
     keep_stdin_open: bool = False
+    # With ``capture``, each line as it arrives (and whether it came on stderr): output streamed to a
+    # person after passing through us (the redactor) rather than straight to the terminal.
+    echo: Callable[[str, bool], None] | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         import shlex
@@ -136,8 +139,11 @@ class _Job:
         # Threads read the pipes, so a process writing more than a pipe holds never blocks on us
         # while we look at the clock.
         self.readers = [
-            _thread(_read, stream, chunks)
-            for stream, chunks in ((self.process.stdout, self.out), (self.process.stderr, self.err))
+            _thread(_read, stream, chunks, _lines(command.echo, is_err) if command.echo else None)
+            for stream, chunks, is_err in (
+                (self.process.stdout, self.out, False),
+                (self.process.stderr, self.err, True),
+            )
             if stream is not None
         ]
         if command.stdin is not None and self.process.stdin is not None:
@@ -244,12 +250,34 @@ def _thread(target: Callable[..., None], *args: object) -> threading.Thread:
     return thread
 
 
-def _read(stream: IO[bytes], chunks: list[bytes]) -> None:
+def _read(stream: IO[bytes], chunks: list[bytes], echo: Callable[[bytes], None] | None = None) -> None:
     try:
         while chunk := os.read(stream.fileno(), 65536):
             chunks.append(chunk)
+            if echo is not None:
+                echo(chunk)
     finally:
+        if echo is not None:
+            echo(b"")  # the end: a last line without its newline
         stream.close()
+
+
+def _lines(echo: Callable[[str, bool], None], is_err: bool) -> Callable[[bytes], None]:
+    """Chunks in, whole lines out to ``echo`` (an empty chunk flushes the rest)."""
+    pending = bytearray()
+
+    def take(chunk: bytes) -> None:
+        if chunk:
+            pending.extend(chunk)
+            *whole, rest = pending.split(b"\n")
+            pending[:] = rest
+        else:
+            whole = [bytearray(pending)] if pending else []
+            pending.clear()
+        for line in whole:
+            echo(bytes(line).decode("utf-8", "replace"), is_err)
+
+    return take
 
 
 def _feed(stream: IO[bytes], data: bytes) -> None:

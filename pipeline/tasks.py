@@ -50,9 +50,9 @@ def _reported_errors() -> Iterator[None]:
             from pipeline import report
 
             print(report.render_text("checks", exc.results), file=sys.stderr)  # type: ignore[arg-type]
-        raise Exit(f"error: {printable(str(exc))}", code=int(exc.exit_code)) from None
+        raise Exit(f"error: {_shown(exc)}", code=int(exc.exit_code)) from None
     except PipelineError as exc:
-        raise Exit(f"error: {printable(str(exc))}", code=int(exc.exit_code)) from None
+        raise Exit(f"error: {_shown(exc)}", code=int(exc.exit_code)) from None
     except Exit:
         raise
     except interrupts.Interrupted as exc:
@@ -61,6 +61,13 @@ def _reported_errors() -> Iterator[None]:
         raise Exit("interrupted by SIGINT: nothing was changed", code=130) from None
     except Exception as exc:
         raise Exit(_internal_error(exc), code=INTERNAL_ERROR) from None
+
+
+def _shown(exc: Exception) -> str:
+    """An error's message as printed: credentials in any URL hidden, control characters escaped."""
+    from pipeline.secrets import Redactor
+
+    return printable(Redactor().redact(str(exc)))
 
 
 def _internal_error(exc: Exception) -> str:
@@ -202,10 +209,16 @@ def _stage(c: Context, stage: str) -> None:
     with _reported_errors():
         from pipeline.checklist import run_stage_commands
         from pipeline.executor import LocalExecutor
+        from pipeline.secrets import redactor_for
 
         config = _config(c)
         commands: tuple[str, ...] = getattr(config, stage)
-        result = run_stage_commands(LocalExecutor(), _project(c), stage, commands, capture=False)
+        redact = redactor_for(config, os.environ).redact
+
+        def echo(line: str, is_err: bool) -> None:
+            print(redact(line), file=sys.stderr if is_err else sys.stdout, flush=True)
+
+        result = run_stage_commands(LocalExecutor(), _project(c), stage, commands, redact=redact, echo=echo)
         print(f"{stage}: {result.reason}")
         if result.failed:
             raise Exit(code=3)

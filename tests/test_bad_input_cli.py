@@ -278,3 +278,25 @@ def test_a_signal_while_the_release_is_made_waits_until_it_is_whole(repo: Repo) 
     assert process.returncode == 0, stderr
     assert "note: SIGINT arrived while the release was made; it was finished first" in stdout
     assert "v1.1.0" in repo.tags() and repo.git("status", "--porcelain") == ""
+
+
+def test_lint_output_streams_without_the_secrets_of_any_environment(repo: Repo) -> None:
+    lint = "python -c \"import os; print('hook at', os.environ['CANARY_HOOK']); print('done')\""
+    repo.write(
+        "invoke.yaml",
+        f"pipeline:\n  lint: [{json.dumps(lint)}]\n  environments:\n    prod:\n      target: compose\n"
+        "      hosts: [h]\n      path: /srv/a\n      notify: [{slack: {webhook_env: CANARY_HOOK}}]\n",
+    )
+    secret = "https://hooks.example/T0/B0/c4n4ry-S3CRET-value"
+    run = invoke(repo.path, "lint", env={"CANARY_HOOK": secret})
+    assert run.code == 0, run.stderr
+    assert "hook at ***" in run.stdout and "done" in run.stdout
+    assert "c4n4ry" not in run.stdout + run.stderr
+
+
+def test_an_error_message_is_printed_without_url_credentials_or_control_characters() -> None:
+    from pipeline.errors import InputError
+    from pipeline.tasks import _shown
+
+    error = InputError("push to https://x-access-token:ghp_c4n4ry@git.example/a.git failed: \x1b[2Jgone")
+    assert _shown(error) == "push to https://x-access-token:***@git.example/a.git failed: \\x1b[2Jgone"
