@@ -83,9 +83,10 @@ class Facts:
 
 def gather(executor: Executor, cwd: Path, config: ChecklistConfig, migrations: bool = True) -> Facts:
     """Read the repository state, VERSION, CHANGELOG.md and the commits since the last release."""
-    state = git.read_state(executor, cwd)
+    state = git.read_state(executor, cwd, config.tag_prefix)
     tags = tuple(release_tags(state.tags, config.tag_prefix))
-    reachable = tuple(t for t in tags if t.name in state.merged)
+    version_text, version_problem = _read(cwd, config.version_file, VERSION_LIMIT)
+    reachable = _reachable(executor, state, tags, version_text)
     if state.shallow and not reachable:
         raise InputError(
             f"{state.root} is a shallow clone whose history reaches no release tag "
@@ -103,7 +104,6 @@ def gather(executor: Executor, cwd: Path, config: ChecklistConfig, migrations: b
                     f"pipeline.checklist.commits_from: {since!r} is not a ref in this repository"
                 ) from None
             raise
-    version_text, version_problem = _read(cwd, config.version_file, VERSION_LIMIT)
     changelog_text, changelog_problem = _read(cwd, config.changelog, CHANGELOG_LIMIT)
     return Facts(
         root=state.root,
@@ -121,6 +121,30 @@ def gather(executor: Executor, cwd: Path, config: ChecklistConfig, migrations: b
         virtualenvs=_virtualenvs(state),
         migrations=migration_heads.find(cwd) if migrations else None,
     )
+
+
+def _reachable(
+    executor: Executor, state: git.RepoState, tags: tuple[ReleaseTag, ...], version_text: str | None
+) -> tuple[ReleaseTag, ...]:
+    """The release tags in HEAD's history that the checks judge by, highest first.
+
+    The tag nearest HEAD (``git describe``, a short walk) and whichever of the tags ranked above it, or
+    named like VERSION, HEAD also holds (a beta channel ahead of this branch is not): not every tag,
+    which would walk the whole history.
+    """
+    nearest = next((t for t in tags if t.name == state.nearest), None)
+    above = list(tags[: tags.index(nearest)] if nearest else tags)
+    version = _loose_version(version_text)
+    same = [t for t in tags if t.version == version and t not in above and t != nearest]
+    found = git.reachable_tags(executor, state, [t.name for t in above + same])
+    return tuple(t for t in tags if t.name in found or t == nearest)
+
+
+def _loose_version(text: str | None) -> object:
+    try:
+        return parse_version(text or "", "VERSION")
+    except PipelineError:
+        return None
 
 
 def _read(cwd: Path, name: str, limit: int) -> tuple[str | None, str | None]:

@@ -44,8 +44,16 @@ def refs(cwd: Path) -> Command:
 
 
 def merged_tags(cwd: Path) -> Command:
-    """The tags whose commits HEAD's history holds (fails when there is no HEAD yet)."""
+    """The tags whose commits HEAD's history holds (fails when there is no HEAD yet).
+
+    It walks the whole history (60 ms on 50,000 commits): the checklist asks ``nearest_tag`` instead.
+    """
     return git("for-each-ref", "--merged=HEAD", "--format=%(refname)", "refs/tags", cwd=cwd)
+
+
+def nearest_tag(cwd: Path, prefix: str) -> Command:
+    """The release-looking tag nearest HEAD in its history (fails when there is none): a short walk."""
+    return git("describe", "--tags", "--abbrev=0", f"--match={prefix}[0-9]*", "HEAD", cwd=cwd)
 
 
 def log(cwd: Path, since: str | None, until: str = "HEAD") -> Command:
@@ -77,7 +85,7 @@ class RepoState:
     changes: tuple[str, ...]
     tags: tuple[tuple[str, str], ...]
     branches: tuple[Branch, ...]
-    merged: frozenset[str] = frozenset()  # tag names reachable from HEAD
+    nearest: str | None = None  # the release-looking tag nearest HEAD in its history
     untracked: tuple[str, ...] = ()  # the untracked among ``changes`` (folders end with /)
     shallow_file: Path | None = None  # where git lists a shallow clone's cut commits
 
@@ -87,10 +95,10 @@ class RepoState:
         return self.branch is None
 
 
-def read_state(executor: Executor, cwd: Path) -> RepoState:
-    """Ask git where we are: top level, shallowness, HEAD, branch, changes and refs."""
-    where, state, listing, merged = executor.run_all(
-        [rev_parse_state(cwd), status(cwd), refs(cwd), merged_tags(cwd)]
+def read_state(executor: Executor, cwd: Path, tag_prefix: str = "v") -> RepoState:
+    """Ask git where we are: top level, shallowness, HEAD, branch, changes, refs, the nearest tag."""
+    where, state, listing, nearest = executor.run_all(
+        [rev_parse_state(cwd), status(cwd), refs(cwd), nearest_tag(cwd, tag_prefix)]
     )
     if not where.ok:
         _not_a_repository(where, cwd)
@@ -99,12 +107,7 @@ def read_state(executor: Executor, cwd: Path) -> RepoState:
         bad = state if not state.ok else listing
         raise InputError(f"git cannot read {cwd}: {bad.stderr.strip()}")
     head, branch, changes, untracked = _parse_status(state.stdout)
-    if head is not None and not merged.ok:
-        raise InputError(f"git cannot read {cwd}: {merged.stderr.strip()}")
     tags, branches = _parse_refs(listing.stdout)
-    reachable = frozenset(
-        line.removeprefix("refs/tags/") for line in merged.stdout.splitlines() if head is not None
-    )
     return RepoState(
         Path(top),
         shallow == "true",
@@ -113,7 +116,7 @@ def read_state(executor: Executor, cwd: Path) -> RepoState:
         changes,
         tags,
         branches,
-        reachable,
+        nearest.stdout.strip() if head is not None and nearest.ok else None,
         untracked,
         (cwd / cuts) if cuts else None,
     )
@@ -166,6 +169,22 @@ def _parse_refs(output: str) -> tuple[tuple[tuple[str, str], ...], tuple[Branch,
             remote, _, branch = name.removeprefix("refs/remotes/").partition("/")
             branches.append(Branch(branch, commit, remote))
     return tuple(tags), tuple(branches)
+
+
+def reachable_tags(executor: Executor, state: RepoState, candidates: list[str]) -> set[str]:
+    """Which of the ``candidates`` tags HEAD's history holds: one check each, or one walk for many."""
+    if state.head is None or not candidates:
+        return set()
+    if len(candidates) > 4:
+        merged = executor.run(merged_tags(state.root))
+        if not merged.ok:
+            raise InputError(f"git cannot read {state.root}: {merged.stderr.strip()}")
+        names = {line.removeprefix("refs/tags/") for line in merged.stdout.splitlines()}
+        return names & set(candidates)
+    checks = executor.run_all(
+        [is_ancestor(state.root, f"refs/tags/{t}^{{commit}}", "HEAD") for t in candidates]
+    )
+    return {tag for tag, check in zip(candidates, checks, strict=True) if check.ok}
 
 
 def is_ancestor(cwd: Path, commit: str, ref: str) -> Command:

@@ -19,7 +19,7 @@ from pipeline.commits import bump_for
 from pipeline.config import PipelineConfig
 from pipeline.errors import ChecklistFailed, InputError, ReleaseIncomplete
 from pipeline.executor import Command, Executor
-from pipeline.git import git, read_whole_range
+from pipeline.git import git, reachable_tags, read_whole_range
 from pipeline.versions import BUMPS, Bump, ReleaseTag, next_version, parse_version
 
 BumpArg = Literal["major", "minor", "patch", "auto"]
@@ -156,6 +156,10 @@ def _choose_version(
             )
         return current
     final = next((t for t in facts.reachable if not t.version.prerelease), None)
+    if final is None:  # the checklist judged by the nearest tag, a pre-release: find the final below it
+        finals = [t for t in facts.tags if not t.version.prerelease]
+        held = reachable_tags(executor, facts.state, [t.name for t in finals])
+        final = next((t for t in finals if t.name in held), None)
     bump: Bump
     if request.bump == "auto":
         commits = facts.commits

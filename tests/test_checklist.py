@@ -374,6 +374,25 @@ def test_a_version_already_tagged_outside_this_branch_fails(repo: Repo) -> None:
     assert result.reason.startswith("VERSION: 2.0.0-beta.1 is already released as v2.0.0-beta.1 on ")
 
 
+def test_a_higher_tag_farther_back_than_a_merged_maintenance_tag_is_still_the_last_release(
+    repo: Repo,
+) -> None:
+    """``git describe`` finds v1.0.1 nearest (a maintenance branch merged back); v1.1.0 ranks above it."""
+    repo.write("VERSION", "1.1.0\n")
+    repo.commit("feat: the 1.1 line")
+    repo.tag("v1.1.0")
+    repo.git("checkout", "-q", "-b", "maint", "v1.0.0")
+    for n in range(5):
+        repo.commit(f"fix: backported fix {n}", "maint.txt")
+    repo.tag("v1.0.1")
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--no-ff", "-m", "Merge branch 'maint'", "maint")
+    assert repo.git("describe", "--tags", "--abbrev=0") == "v1.0.1"
+    repo.write("VERSION", "1.2.0\n")
+    repo.commit("feat: on to 1.2")
+    assert checks(repo)["version"].reason == "1.2.0 is above the last release v1.1.0"
+
+
 def shallow_clone_with_tags(repo: Repo, tmp_path: Path) -> Repo:
     """A depth-4 clone whose cut falls on a merged side branch, inside the range since v1.0.0."""
     repo.git("checkout", "-q", "-b", "side", "v1.0.0")

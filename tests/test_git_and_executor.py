@@ -32,6 +32,9 @@ def test_state_questions_are_four_git_processes() -> None:
         "--format=%(refname)",
         "refs/tags",
     )
+    assert git.nearest_tag(HERE, "rel-").argv == (
+        "git", "describe", "--tags", "--abbrev=0", "--match=rel-[0-9]*", "HEAD"
+    )  # fmt: skip
     assert git.status(HERE).argv == ("git", "status", "--porcelain=v2", "--branch", "-z")
     assert git.refs(HERE).argv == (
         "git",
@@ -65,7 +68,7 @@ def test_read_state_parses_branch_head_changes_and_refs_from_fake_answers() -> N
     fake = FakeExecutor(
         {
             git.rev_parse_state(HERE).argv: (0, "/repo\nfalse\n.git/shallow\n", ""),
-            git.merged_tags(HERE).argv: (0, "refs/tags/v1.0.0\n", ""),
+            git.nearest_tag(HERE, "v").argv: (0, "v1.0.0\n", ""),
             git.status(HERE).argv: (
                 0,
                 f"# branch.oid {head}\0# branch.head main\0"
@@ -93,11 +96,11 @@ def test_read_state_parses_branch_head_changes_and_refs_from_fake_answers() -> N
         changes=("app.py", "new name.py", "notes.txt"),
         tags=(("v1.0.0", "c" * 40),),
         branches=(git.Branch("main", head), git.Branch("main", head, "origin")),
-        merged=frozenset({"v1.0.0"}),
+        nearest="v1.0.0",
         untracked=("notes.txt",),
         shallow_file=Path("/repo/.git/shallow"),
     )
-    assert [c.argv[1] for c in fake.calls] == ["rev-parse", "status", "for-each-ref", "for-each-ref"]
+    assert [c.argv[1] for c in fake.calls] == ["rev-parse", "status", "for-each-ref", "describe"]
 
 
 def test_a_fake_executor_fails_loudly_on_an_unexpected_command() -> None:
