@@ -153,6 +153,8 @@ def main() -> None:
     empty = work / "empty"
     empty.mkdir(parents=True, exist_ok=True)
     (empty / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef hello(c):\n    pass\n")
+    # Invoke never writes bytecode (`--write-pyc`): compile as `pip install` does, or every run compiles.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "pipeline")], check=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GIT_CONFIG_NOSYSTEM": "1"}
     env.pop("GITHUB_ACTIONS", None)
     inv = invoke_argv()

@@ -32,6 +32,17 @@ def _isolated_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _bytecode() -> None:
+    """Compiled modules, as an installed package has them: Invoke never writes bytecode, so without
+    this every ``invoke`` a test starts would compile the whole package again (what no user pays)."""
+    import compileall
+
+    from gitrepos import ROOT
+
+    compileall.compile_dir(str(ROOT / "pipeline"), quiet=1)
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
     """A repository whose checklist passes: VERSION 1.1.0 above v1.0.0, [Unreleased] filled."""
