@@ -183,15 +183,17 @@ class _Job:
         )
 
     def wait(self, seconds: float) -> None:
-        """Block until the process ends and its output is read, or for ``seconds`` at most."""
+        """Block until the process ends and its output is read, or for ``seconds`` at most.
+
+        The readers first: a thread's end wakes us at once, where ``Popen.wait(timeout)`` sleeps in
+        growing steps (a 16 ms git was seen 31 ms late).
+        """
         until = time.monotonic() + seconds
-        if self.process.returncode is None:
-            try:
-                self.process.wait(seconds)
-            except subprocess.TimeoutExpired:
-                return
         for reader in self.readers:
             reader.join(max(0.0, until - time.monotonic()))
+        if self.process.returncode is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(max(0.0, until - time.monotonic()))
 
     def kill(self) -> None:
         """Kill and reap it at once (the batch was abandoned: a start failed, or a signal came)."""

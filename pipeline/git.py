@@ -5,7 +5,7 @@ One git process per question, never one per commit, and several questions at onc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.commits import Commit, parse_log
@@ -88,6 +88,7 @@ class RepoState:
     nearest: str | None = None  # the release-looking tag nearest HEAD in its history
     untracked: tuple[str, ...] = ()  # the untracked among ``changes`` (folders end with /)
     shallow_file: Path | None = None  # where git lists a shallow clone's cut commits
+    nearest_log: str | None = field(default=None, repr=False, compare=False)  # `git log nearest..HEAD`
 
     @property
     def detached(self) -> bool:
@@ -96,9 +97,15 @@ class RepoState:
 
 
 def read_state(executor: Executor, cwd: Path, tag_prefix: str = "v") -> RepoState:
-    """Ask git where we are: top level, shallowness, HEAD, branch, changes, refs, the nearest tag."""
-    where, state, listing, nearest = executor.run_all(
-        [rev_parse_state(cwd), status(cwd), refs(cwd), nearest_tag(cwd, tag_prefix)]
+    """Ask git where we are: top level, shallowness, HEAD, branch, changes, refs, the nearest tag.
+
+    The nearest tag first (a short walk), then the rest at once with the log since that tag, which is
+    the range the checklist almost always reads: the longest question runs beside the others.
+    """
+    nearest = executor.run(nearest_tag(cwd, tag_prefix))
+    since = nearest.stdout.strip() if nearest.ok else ""
+    where, state, listing, *logged = executor.run_all(
+        [rev_parse_state(cwd), status(cwd), refs(cwd), *([log(cwd, since)] if since else [])]
     )
     if not where.ok:
         _not_a_repository(where, cwd)
@@ -116,9 +123,10 @@ def read_state(executor: Executor, cwd: Path, tag_prefix: str = "v") -> RepoStat
         changes,
         tags,
         branches,
-        nearest.stdout.strip() if head is not None and nearest.ok else None,
+        since if head is not None and since else None,
         untracked,
         (cwd / cuts) if cuts else None,
+        logged[0].stdout if logged and logged[0].ok and head is not None else None,
     )
 
 
@@ -206,7 +214,10 @@ def read_whole_range(executor: Executor, state: RepoState, since: str | None) ->
     A commit at the cut shows no parents, so the range would silently end there: judging or
     bumping from it would pass on history nobody looked at.
     """
-    commits = read_commits(executor, state.root, since)
+    if since is not None and since == state.nearest and state.nearest_log is not None:
+        commits = parse_log(state.nearest_log)
+    else:
+        commits = read_commits(executor, state.root, since)
     cuts = shallow_cuts(state)
     cut = next((c for c in commits if c.sha in cuts), None)
     if cut is not None:

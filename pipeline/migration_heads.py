@@ -7,7 +7,6 @@ Nothing is imported or run: each revision file is parsed with ``ast`` and only i
 from __future__ import annotations
 
 import ast
-import configparser
 import os
 import re
 from collections.abc import Iterable
@@ -75,6 +74,8 @@ def find(root: Path) -> Migrations | None:
 
 
 def _from_ini(text: str, root: Path) -> list[Path] | Problem:
+    import configparser  # only for projects with an alembic.ini: off the everyday preflight path
+
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read_string(text, "alembic.ini")

@@ -69,6 +69,7 @@ def test_read_state_parses_branch_head_changes_and_refs_from_fake_answers() -> N
         {
             git.rev_parse_state(HERE).argv: (0, "/repo\nfalse\n.git/shallow\n", ""),
             git.nearest_tag(HERE, "v").argv: (0, "v1.0.0\n", ""),
+            git.log(HERE, "v1.0.0").argv: (0, f"{head}\x1f\x1ffeat: x\n\0", ""),
             git.status(HERE).argv: (
                 0,
                 f"# branch.oid {head}\0# branch.head main\0"
@@ -100,7 +101,10 @@ def test_read_state_parses_branch_head_changes_and_refs_from_fake_answers() -> N
         untracked=("notes.txt",),
         shallow_file=Path("/repo/.git/shallow"),
     )
-    assert [c.argv[1] for c in fake.calls] == ["rev-parse", "status", "for-each-ref", "describe"]
+    # The nearest tag first, then the rest beside the log since it, which read_whole_range then uses.
+    assert [c.argv[1] for c in fake.calls] == ["describe", "rev-parse", "status", "for-each-ref", "log"]
+    assert [c.subject for c in git.read_whole_range(fake, state, "v1.0.0")] == ["feat: x"]
+    assert len(fake.calls) == 5
 
 
 def test_a_fake_executor_fails_loudly_on_an_unexpected_command() -> None:
