@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gitrepos import ROOT, Repo, Run, invoke
+from gitrepos import ROOT, Repo, Run, invoke, invoke_process
 
 
 def snapshot(repo: Repo) -> dict[str, bytes]:
@@ -38,23 +38,18 @@ def refused(run: Run, code: int, *phrases: str) -> str:
     return errors[0]
 
 
+# A representative few through the program; every way a file can be wrong is in test_configfile.py.
 @pytest.mark.parametrize(
     ("text", "phrases"),
     [
         ("pipeline: [\n", ["invoke.yaml: line 2, column 1:"]),
-        ("pipeline:\n\tlint: []\n", ["invoke.yaml: line 2", "'\\t'"]),
         ("- a\n- b\n", ["invoke.yaml: the top level must be a mapping of keys, got a list"]),
-        ("just words\n", ["invoke.yaml: the top level must be a mapping", "a string"]),
-        ("pipeline: [1]\n", ["invoke.yaml: pipeline: expected a mapping of keys, got a list"]),
         ("pipeline: !!python/object/apply:os.system ['touch PWNED']\n", ["is not allowed (plain YAML only)"]),
-        ("pipeline: &a\n  lint: *a\n", ["invoke.yaml: an anchor refers to itself"]),
         (
             "pipeline:\n  lint: []\n  lint: [x]\n",
             ["invoke.yaml: line 3: duplicate key 'lint' (first on line 2)"],
         ),
         ("pipeline:\n  checklist: {version_file: ../../etc/passwd}\n", ["pipeline.checklist.version_file:"]),
-        ('pipeline:\n  checklist: {tag_prefix: "v\\0"}\n', ["pipeline.checklist.tag_prefix: contains"]),
-        ("pipeline:\n  checklist: [1]\n", ["invoke.yaml: pipeline.checklist: expected object, got array"]),
     ],
 )
 def test_a_broken_invoke_yaml_is_one_line_naming_the_file_and_exit_2(
@@ -68,12 +63,19 @@ def test_a_broken_invoke_yaml_is_one_line_naming_the_file_and_exit_2(
 
 
 def test_invoke_list_still_lists_the_tasks_and_says_the_configuration_is_broken(repo: Repo) -> None:
+    """In a process of its own, as a user runs it: the guard is installed while Invoke loads tasks.py."""
     repo.write("invoke.yaml", "pipeline: [\n")
-    run = invoke(repo.path, "--list")
-    assert run.code == 0, run.stderr
-    assert "deploy" in run.stdout and "preflight" in run.stdout
-    assert run.stderr.startswith("warning: the pipeline tasks will refuse to run: invoke.yaml: line 2")
-    assert "Traceback" not in run.stderr
+    listing = invoke_process(repo.path, "--list")
+    stdout, stderr = listing.communicate(timeout=60)
+    assert listing.returncode == 0, stderr
+    assert "deploy" in stdout and "preflight" in stdout
+    assert stderr.startswith("warning: the pipeline tasks will refuse to run: invoke.yaml: line 2")
+    task = invoke_process(repo.path, "preflight")
+    stdout, stderr = task.communicate(timeout=60)
+    assert (task.returncode, stderr) == (
+        2,
+        "error: invoke.yaml: line 2, column 1: expected the node content, but found '<stream end>'\n",
+    )
 
 
 def test_a_missing_runtime_file_is_named_not_ignored(repo: Repo) -> None:
@@ -119,7 +121,7 @@ def test_false_no_off_and_0_in_an_override_mean_false(repo: Repo) -> None:
     assert run.code == 0 and "ok   lint        1 command(s) passed" in run.stdout
 
 
-@pytest.mark.parametrize("task", ["deploy", "status", "history", "rollback", "unlock", "migrate", "health"])
+@pytest.mark.parametrize("task", ["deploy", "history", "rollback"])
 def test_every_task_has_help_even_those_that_take_an_environment(repo: Repo, task: str) -> None:
     run = invoke(repo.path, task, "--help")
     assert run.code == 0, run.stderr
@@ -162,11 +164,7 @@ def signalled(repo: Repo, task: list[str], signum: int) -> tuple[int, str, Path]
     )
     repo.write("compose.yaml", "services:\n  web:\n    image: nginx\n")
     repo.commit("chore: a slow lint")
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", *task], cwd=repo.path, env=environment,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = invoke_process(repo.path, *task)
     try:
         deadline = time.monotonic() + 30
         while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
@@ -265,11 +263,7 @@ def test_a_signal_while_the_release_is_made_waits_until_it_is_whole(repo: Repo) 
     hook = repo.path / ".git" / "hooks" / "pre-commit"
     hook.write_text(f"#!/bin/sh\ntouch '{marker}'\nsleep 1\n")
     hook.chmod(0o755)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "release"], cwd=repo.path, env=environment,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = invoke_process(repo.path, "release")
     deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -27,6 +27,7 @@ def error_of(tmp_path: Path, content: str | bytes, name: str = "invoke.yaml") ->
     [
         ("pipeline: {lint: [a}\n", "invoke.yaml: line 1, column 20: expected ',' or ']', but got '}'"),
         ("a: 1\na: 2\n", "invoke.yaml: line 2: duplicate key 'a' (first on line 1)"),
+        ("pipeline:\n\tlint: []\n", "invoke.yaml: line 2, column 1: found character '\\t' that cannot start"),
         (
             "pipeline:\n  checklist:\n    tag_prefix: v\n    tag_prefix: r\n",
             "line 4: duplicate key 'tag_prefix'",
@@ -84,6 +85,7 @@ def test_a_directory_a_fifo_and_a_huge_file_are_refused_without_reading_them(tmp
             "pipeline.checklist.tag_prefix: contains the control character",
         ),
         ({"lint": ["x" * 10_001]}, "pipeline.lint[0]: 10001 characters; at most 10000"),
+        ({"checklist": [1]}, "invoke.yaml: pipeline.checklist: expected object, got array"),
         (
             {"checklist": {"changelog": "/etc/passwd"}},
             "pipeline.checklist.changelog: '/etc/passwd' must be a path",

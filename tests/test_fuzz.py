@@ -250,7 +250,7 @@ HOST_LINES = st.one_of(
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-hostile = settings(max_examples=200, deadline=None)
+hostile = settings(max_examples=100, deadline=None)
 
 
 @small
