@@ -9,6 +9,8 @@ from pipeline.checklist import CheckResult
 from pipeline.errors import ExitCode
 
 _MARK = {"pass": "ok  ", "fail": "FAIL", "skip": "skip"}
+# The verdict in JSON and the job summary: the text's own word.
+_WORD = {"pass": "ok", "fail": "fail", "skip": "skip"}
 
 
 def exit_code(results: Sequence[CheckResult]) -> ExitCode:
@@ -44,7 +46,7 @@ def render_json(title: str, results: Sequence[CheckResult]) -> str:
             "checks": [
                 {
                     "name": r.name,
-                    "status": r.status,
+                    "status": _WORD[r.status],
                     "reason": r.reason,
                     "details": list(r.details),
                     "locations": [
@@ -93,7 +95,7 @@ def github_summary(title: str, results: Sequence[CheckResult]) -> str:
     ]
     for r in results:
         reason = r.reason.replace("|", "\\|").replace("\n", " ")
-        rows.append(f"| {r.name} | {r.status} | {reason} |")
+        rows.append(f"| {r.name} | {_WORD[r.status]} | {reason} |")
     return "\n".join(rows) + "\n"
 
 

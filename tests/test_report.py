@@ -94,6 +94,8 @@ def test_json_report_holds_every_check_with_its_locations():
 def test_json_report_of_passing_checks_is_ok_with_exit_code_0():
     report = json.loads(render_json("preflight", [PASSED]))
     assert (report["ok"], report["exit_code"]) == (True, 0)
+    assert report["checks"][0]["status"] == "ok"  # the text's word: `ok   version ...`
+    assert render_text("preflight", [PASSED]).startswith("ok   version")
 
 
 def test_a_failure_with_locations_gives_one_annotation_per_location():
@@ -135,7 +137,7 @@ def test_step_summary_is_a_markdown_table_with_pipes_escaped():
         "\n"
         "| check | verdict | reason |\n"
         "|---|---|---|\n"
-        "| version | pass | 1.2.0 is above the last release v1.1.0 |\n"
+        "| version | ok | 1.2.0 is above the last release v1.1.0 |\n"
         "| lint | fail | `a \\| b` exited 1 |\n"
     )
 
