@@ -18,7 +18,7 @@ from pipeline.commits import Commit, Verdict, judge
 from pipeline.config import ChecklistConfig, PipelineConfig
 from pipeline.errors import InputError, PipelineError
 from pipeline.executor import Command, Executor
-from pipeline.files import KIB, MIB, UnreadableFile, read_optional
+from pipeline.files import KIB, MIB, Location, UnreadableFile, read_optional
 from pipeline.migration_heads import Migrations
 from pipeline.versions import ReleaseTag, parse_version, release_tags
 
@@ -26,15 +26,6 @@ VERSION_LIMIT = 4 * KIB
 CHANGELOG_LIMIT = 16 * MIB
 
 Status = Literal["pass", "fail", "skip"]
-
-
-@dataclass(frozen=True)
-class Location:
-    """A place in a file that a failure points at (for annotations and editors)."""
-
-    file: str
-    line: int
-    message: str
 
 
 @dataclass(frozen=True)
@@ -339,7 +330,7 @@ def check_migrations(facts: Facts, config: ChecklistConfig) -> CheckResult:
         )
     where = ", ".join(found.where)
     if found.problems:
-        locations = tuple(Location(p.file, p.line, p.message) for p in found.problems)
+        locations = found.problems
         details = tuple(p.message for p in found.problems[:20])
         return CheckResult(name, "fail", f"{where}: the heads cannot be known", details, locations)
     if not found.revisions:

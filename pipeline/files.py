@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import InputError
@@ -22,6 +23,15 @@ class UnreadableFile(InputError):
 
 class MissingFile(InputError):
     """A local file does not exist."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a file that a failure points at (for annotations and editors)."""
+
+    file: str
+    line: int
+    message: str
 
 
 def read_text(path: Path, what: str, limit: int = MIB, root: Path | None = None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -45,11 +45,22 @@ def deferred() -> int:
 
 
 @contextmanager
-def handled() -> Iterator[None]:
-    """While a task runs, SIGINT and SIGTERM raise ``Interrupted`` until something changed."""
+def handling(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` while the block runs (signals reach the main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    saved = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, previous in saved.items():
+            signal.signal(s, previous)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """While a task runs, SIGINT and SIGTERM raise ``Interrupted`` until something changed."""
     _state.update(touched=False, deferred=0)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -58,9 +69,5 @@ def handled() -> Iterator[None]:
             return
         raise Interrupted(signum)
 
-    saved = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with handling(stop):
         yield
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import InputError
-from pipeline.files import MIB, MissingFile, read_text
+from pipeline.files import MIB, Location, MissingFile, read_text
 
 _FALLBACKS = ("alembic/versions", "migrations/versions")
 _SOURCE = re.compile(r"^(?!\.#|__init__)(.*\.py)$")  # the revision files alembic loads
@@ -31,21 +31,12 @@ class Revision:
 
 
 @dataclass(frozen=True)
-class Problem:
-    """Something that stops the heads from being known, at a file and line."""
-
-    file: str
-    line: int
-    message: str
-
-
-@dataclass(frozen=True)
 class Migrations:
     """The project's revision files (``where`` is None when it has no migrations)."""
 
     where: tuple[str, ...] = ()
     revisions: tuple[Revision, ...] = ()
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[Location, ...] = ()
 
     def heads(self) -> list[Revision]:
         """The revisions no other revision follows, in file order."""
@@ -60,10 +51,10 @@ def find(root: Path) -> Migrations | None:
     except MissingFile:
         ini = None
     except InputError as exc:
-        return Migrations(("alembic.ini",), problems=(Problem("alembic.ini", 1, str(exc)),))
+        return Migrations(("alembic.ini",), problems=(Location("alembic.ini", 1, str(exc)),))
     if ini is not None:
         located = _from_ini(ini, root)
-        if isinstance(located, Problem):
+        if isinstance(located, Location):
             return Migrations(("alembic.ini",), problems=(located,))
         folders = located
     else:
@@ -73,7 +64,7 @@ def find(root: Path) -> Migrations | None:
     return read_revisions(root, folders)
 
 
-def _from_ini(text: str, root: Path) -> list[Path] | Problem:
+def _from_ini(text: str, root: Path) -> list[Path] | Location:
     import configparser  # only for projects with an alembic.ini: off the everyday preflight path
 
     parser = configparser.ConfigParser(interpolation=None, strict=False)
@@ -81,13 +72,13 @@ def _from_ini(text: str, root: Path) -> list[Path] | Problem:
         parser.read_string(text, "alembic.ini")
     except configparser.Error as exc:
         line = getattr(exc, "lineno", 1) or 1
-        return Problem("alembic.ini", line, f"alembic.ini: cannot be parsed ({exc.message})")
+        return Location("alembic.ini", line, f"alembic.ini: cannot be parsed ({exc.message})")
     if not parser.has_option("alembic", "script_location"):
-        return Problem("alembic.ini", 1, "alembic.ini: [alembic] has no script_location")
+        return Location("alembic.ini", 1, "alembic.ini: [alembic] has no script_location")
     here = str(root)
     location = parser.get("alembic", "script_location").replace("%(here)s", here).strip()
     if ":" in location and not Path(location).is_absolute() and not (root / location).exists():
-        return Problem(
+        return Location(
             "alembic.ini",
             1,
             f"alembic.ini: script_location {location!r} is a package resource; "
@@ -116,11 +107,11 @@ def read_revisions(root: Path, folders: Iterable[Path]) -> Migrations:
         resolved = folder.resolve()
         if resolved != root.resolve() and root.resolve() not in resolved.parents:
             problems.append(
-                Problem(shown, 1, f"{shown}: the revisions folder is outside the project; refused")
+                Location(shown, 1, f"{shown}: the revisions folder is outside the project; refused")
             )
             continue
         if not folder.is_dir():
-            problems.append(Problem(shown, 1, f"{shown}: the revisions folder does not exist"))
+            problems.append(Location(shown, 1, f"{shown}: the revisions folder does not exist"))
             continue
         for path in sorted(folder.iterdir()):
             if not _SOURCE.match(path.name) or path.is_dir():
@@ -129,9 +120,9 @@ def read_revisions(root: Path, folders: Iterable[Path]) -> Migrations:
             try:
                 parsed = parse_revision(read_text(path, file, MIB, root), file)
             except InputError as exc:
-                problems.append(Problem(file, 1, str(exc)))
+                problems.append(Location(file, 1, str(exc)))
                 continue
-            if isinstance(parsed, Problem):
+            if isinstance(parsed, Location):
                 problems.append(parsed)
             else:
                 revisions.append(parsed)
@@ -139,12 +130,12 @@ def read_revisions(root: Path, folders: Iterable[Path]) -> Migrations:
     return Migrations(tuple(where), tuple(revisions), tuple(problems))
 
 
-def parse_revision(text: str, file: str) -> Revision | Problem:
+def parse_revision(text: str, file: str) -> Revision | Location:
     """The literal ``revision`` and ``down_revision`` of a revision file's source."""
     try:
         tree = ast.parse(text, file)
     except SyntaxError as exc:
-        return Problem(file, exc.lineno or 1, f"{file}:{exc.lineno}: not valid Python ({exc.msg})")
+        return Location(file, exc.lineno or 1, f"{file}:{exc.lineno}: not valid Python ({exc.msg})")
     values: dict[str, tuple[object, int]] = {}
     for node in tree.body:
         target, value = _assignment(node)
@@ -152,19 +143,19 @@ def parse_revision(text: str, file: str) -> Revision | Problem:
             try:
                 values[target] = (ast.literal_eval(value), node.lineno)
             except ValueError:
-                return Problem(file, node.lineno, f"{file}:{node.lineno}: {target} is not a literal")
+                return Location(file, node.lineno, f"{file}:{node.lineno}: {target} is not a literal")
     if "revision" not in values:
-        return Problem(file, 1, f"{file}: has no `revision = '...'`; alembic will refuse it")
+        return Location(file, 1, f"{file}: has no `revision = '...'`; alembic will refuse it")
     revision, line = values["revision"]
     down, down_line = values.get("down_revision", (None, line))
     if not isinstance(revision, str) or not revision:
-        return Problem(file, line, f"{file}:{line}: revision must be a non-empty string")
+        return Location(file, line, f"{file}:{line}: revision must be a non-empty string")
     if isinstance(down, str):
         down = (down,)
     elif down is None:
         down = ()
     if not isinstance(down, (tuple, list)) or not all(isinstance(d, str) for d in down):
-        return Problem(
+        return Location(
             file, down_line, f"{file}:{down_line}: down_revision must be None, a string or a tuple"
         )
     return Revision(revision, tuple(down), file, line)
@@ -178,19 +169,19 @@ def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
     return None, None
 
 
-def _graph_problems(revisions: list[Revision]) -> list[Problem]:
+def _graph_problems(revisions: list[Revision]) -> list[Location]:
     problems = []
     first: dict[str, Revision] = {}
     for r in revisions:
         if r.id in first:
             problems.append(
-                Problem(r.file, r.line, f"{r.file}: revision {r.id} is also in {first[r.id].file}")
+                Location(r.file, r.line, f"{r.file}: revision {r.id} is also in {first[r.id].file}")
             )
         first.setdefault(r.id, r)
     for r in revisions:
         for down in r.down:
             if down not in first:
-                problems.append(Problem(r.file, r.line, f"{r.file}: down_revision {down} names no revision"))
+                problems.append(Location(r.file, r.line, f"{r.file}: down_revision {down} names no revision"))
     return problems
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.migration_heads import Problem, Revision, find, parse_revision
+from pipeline.files import Location
+from pipeline.migration_heads import Revision, find, parse_revision
 
 MODERN = '''"""add items
 
@@ -56,7 +57,7 @@ def test_revision_and_down_revision_are_read_as_literals(text: str, expected: Re
 )
 def test_what_cannot_be_read_statically_is_a_problem_with_its_line(text: str, message: str) -> None:
     problem = parse_revision(text, "v.py")
-    assert isinstance(problem, Problem) and problem.message == message
+    assert isinstance(problem, Location) and problem.message == message
 
 
 def write(root: Path, name: str, text: str) -> None:

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from pipeline.checklist import CheckResult, Location
+from pipeline.checklist import CheckResult
 from pipeline.errors import ExitCode
+from pipeline.files import Location
 from pipeline.report import (
     exit_code,
     github_annotations,

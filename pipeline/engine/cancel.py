@@ -60,19 +60,12 @@ def signals_to(cancel: Cancellation) -> Iterator[None]:
     midway (``pipeline.interrupts``): the report and the notifications still go out.
     """
     interrupts.touched()
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def ask(signum: int, frame: FrameType | None) -> None:
         cancel.request(f"{signal.Signals(signum).name} received")
 
-    saved = {s: signal.signal(s, ask) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with interrupts.handling(ask):
         yield
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
 
 
 @dataclass
