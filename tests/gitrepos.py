@@ -87,6 +87,20 @@ def make_repo(path: Path, version: str = "1.1.0", changelog: str = CHANGELOG) ->
     return repo
 
 
+def beta_channel(repo: Repo, version: str | None = None) -> str:
+    """A beta branch tagged v2.0.0-beta.1, not reachable from main; main gets a fix (and ``version``)."""
+    repo.git("reset", "-q", "--hard", "v1.0.0")
+    repo.git("checkout", "-q", "-b", "beta")
+    repo.commit("feat!: the new API")
+    repo.tag("v2.0.0-beta.1")
+    repo.git("checkout", "-q", "main")
+    if version:
+        repo.write("VERSION", f"{version}\n")
+    text = repo.path.joinpath("CHANGELOG.md").read_text()
+    repo.write("CHANGELOG.md", text.replace("## [Unreleased]\n", "## [Unreleased]\n\n### Fixed\n- A bug.\n"))
+    return repo.commit("fix: a bug on the stable branch")
+
+
 @dataclass(frozen=True)
 class Run:
     """A finished CLI run."""

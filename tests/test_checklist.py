@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from gitrepos import Repo, make_repo
+from gitrepos import Repo, beta_channel, make_repo
 
 from pipeline.checklist import CheckResult, run_checklist
 from pipeline.config import load_config
@@ -346,28 +346,15 @@ def test_a_binary_changelog_or_one_outside_the_project_fails_its_item(repo: Repo
     assert results["version"].status == "pass"
 
 
-def beta_channel(repo: Repo) -> str:
-    """A beta branch with v2.0.0-beta.1, not reachable from main; main gets a fix for 1.0.1."""
-    repo.git("reset", "-q", "--hard", "v1.0.0")
-    repo.git("checkout", "-q", "-b", "beta")
-    repo.commit("feat!: the new API")
-    repo.tag("v2.0.0-beta.1")
-    repo.git("checkout", "-q", "main")
-    repo.write("VERSION", "1.0.1\n")
-    text = repo.path.joinpath("CHANGELOG.md").read_text()
-    repo.write("CHANGELOG.md", text.replace("## [Unreleased]\n", "## [Unreleased]\n\n### Fixed\n- A bug.\n"))
-    return repo.commit("fix: a bug on the stable branch")
-
-
 def test_the_last_release_is_the_highest_tag_in_heads_history_not_a_beta_elsewhere(repo: Repo) -> None:
-    beta_channel(repo)
+    beta_channel(repo, version="1.0.1")
     results = checks(repo)
     assert results["version"].reason == "1.0.1 is above the last release v1.0.0"
     assert results["commits"].reason == "1 commit(s) since v1.0.0 follow Conventional Commits"
 
 
 def test_a_version_already_tagged_outside_this_branch_fails(repo: Repo) -> None:
-    beta_channel(repo)
+    beta_channel(repo, version="1.0.1")
     repo.write("VERSION", "2.0.0-beta.1\n")
     result = checks(repo)["version"]
     assert result.failed

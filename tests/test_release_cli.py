@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import semver
-from gitrepos import Repo, invoke
+from gitrepos import Repo, beta_channel, invoke
 
 from pipeline.errors import InputError
 from pipeline.release import validate_request
@@ -326,14 +326,7 @@ def test_an_unreadable_version_file_refuses_the_release_and_changes_nothing(
 
 
 def test_a_patch_release_on_the_stable_branch_ignores_a_beta_tag_on_another_branch(repo: Repo) -> None:
-    repo.git("reset", "-q", "--hard", "v1.0.0")
-    repo.git("checkout", "-q", "-b", "beta")
-    repo.commit("feat!: the new API")
-    repo.tag("v2.0.0-beta.1")
-    repo.git("checkout", "-q", "main")
-    text = repo.path.joinpath("CHANGELOG.md").read_text()
-    repo.write("CHANGELOG.md", text.replace("## [Unreleased]\n", "## [Unreleased]\n\n### Fixed\n- A bug.\n"))
-    repo.commit("fix: a bug on the stable branch")
+    beta_channel(repo)
     run = invoke(repo.path, "release", "--bump", "auto")
     assert run.code == 0, run.stderr
     assert repo.git("describe", "--exact-match", "HEAD") == "v1.0.1"

@@ -136,14 +136,20 @@ def served(tmp_path: Path) -> Iterator[tuple[_DumbGitServer, str]]:
         server.close()
 
 
-def test_a_real_git_fetches_with_the_urls_credentials_yet_keeps_them_out_of_its_config(
-    served: tuple[_DumbGitServer, str], tmp_path: Path
-) -> None:
-    server, url = served
+def prepared(tmp_path: Path, url: str) -> tuple[str, LocalExecutor]:
+    """A checkout made the way the hosts' are: its directory, and the repository pointed at ``url``."""
     checkout = str(tmp_path / "checkout")
     executor = LocalExecutor()
     for argv in [cmd.make_dirs(checkout), *cmd.git_prepare(checkout, url)]:
         assert executor.run(Command(argv)).ok
+    return checkout, executor
+
+
+def test_a_real_git_fetches_with_the_urls_credentials_yet_keeps_them_out_of_its_config(
+    served: tuple[_DumbGitServer, str], tmp_path: Path
+) -> None:
+    server, url = served
+    checkout, executor = prepared(tmp_path, url)
     fetch = guarded(cmd.git_fetch(checkout, authenticated=True), 30, watch_stdin=False)
     fetched = executor.run(
         Command(fetch, stdin=cmd.git_auth(url), env={"GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path)})
@@ -161,10 +167,7 @@ def test_without_the_header_the_same_fetch_is_refused(
     served: tuple[_DumbGitServer, str], tmp_path: Path
 ) -> None:
     server, url = served
-    checkout = str(tmp_path / "checkout")
-    executor = LocalExecutor()
-    for argv in [cmd.make_dirs(checkout), *cmd.git_prepare(checkout, url)]:
-        executor.run(Command(argv))
+    checkout, executor = prepared(tmp_path, url)
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "HOME": str(tmp_path)}
     assert not executor.run(Command(cmd.git_fetch(checkout), env=env, timeout=30)).ok
     assert server.authorized and not any(server.authorized)
