@@ -140,16 +140,21 @@ def _bad_value(program: Any, message: str) -> tuple[str, str | None]:
 
 def _usage(program: Any, message: str, name: str | None) -> str:
     """``error: ...`` and a usage line for the task concerned (or the list of tasks)."""
-    message = message.replace("No idea what ", "unknown task or flag ").rstrip("!")
+    message = re.sub(r"No idea what (.*) is!", r"unknown task or flag \1", message)
     message = _NEEDS.sub(r"--\1 needs a value", message)
     message = message.replace("_", "-") if message.startswith("--") else message
-    called = getattr(program, "called_as", None) or ""
-    binary = "invoke" if not called or called.endswith(".py") else called
+    binary = program_name()
     tasks = getattr(program.collection, "tasks", {})
     if name and name in tasks:
         return f"error: {name}: {message}\n{usage(binary, name, tasks[name].body)}"
     names = ", ".join(sorted(tasks))
     return f"error: {message}\nusage: {binary} TASK [--flags]; tasks: {names} (`{binary} --list`)"
+
+
+def program_name() -> str:
+    """How the user ran us: ``invoke``, ``inv`` or ``pipeline`` (``invoke`` under ``python -m``/``-c``)."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "invoke" if not called or called.startswith("-") or called.endswith(".py") else called
 
 
 def usage(binary: str, name: str, body: Callable[..., Any]) -> str:

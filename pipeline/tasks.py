@@ -86,10 +86,8 @@ def _required(task_name: str, **values: str | None) -> None:
     """A required flag that was not given: exit 2 with the task's usage line."""
     for name, value in values.items():
         if value is None or value == "":
-            body = ns.tasks[task_name].body
-            raise InputError(
-                f"{task_name}: --{name} is required\n{invokeguard.usage('invoke', task_name, body)}"
-            )
+            line = invokeguard.usage(invokeguard.program_name(), task_name, ns.tasks[task_name].body)
+            raise InputError(f"{task_name}: --{name} is required\n{line}")
 
 
 def _project(c: Context) -> Path:

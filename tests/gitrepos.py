@@ -126,14 +126,15 @@ def invoke(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Run:
         name="Invoke", binary="inv[oke]", binary_names=["invoke", "inv"], version=invoke_package.__version__
     )
     out, err = io.StringIO(), io.StringIO()
-    saved = (os.getcwd(), dict(os.environ), list(sys.path))
+    saved = (os.getcwd(), dict(os.environ), list(sys.path), list(sys.argv))
     os.environ.update(env or {})
+    sys.argv[:] = ["invoke", *args]
     code = 0
     try:
         os.chdir(cwd)
         with redirect_stdout(out), redirect_stderr(err):
             try:
-                program.run(["invoke", *args])
+                program.run(list(sys.argv))
             except SystemExit as done:
                 code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     finally:
@@ -141,6 +142,7 @@ def invoke(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Run:
         os.environ.clear()
         os.environ.update(saved[1])
         sys.path[:] = saved[2]
+        sys.argv[:] = saved[3]
         sys.modules.pop("tasks", None)
     return Run(code, out.getvalue(), err.getvalue())
 
