@@ -141,7 +141,7 @@ def _bad_value(program: Any, message: str) -> tuple[str, str | None]:
 def _usage(program: Any, message: str, name: str | None) -> str:
     """``error: ...`` and a usage line for the task concerned (or the list of tasks)."""
     message = re.sub(r"No idea what (.*) is!", r"unknown task or flag \1", message)
-    message = _NEEDS.sub(r"--\1 needs a value", message)
+    message = _NEEDS.sub(r"--\1 needs a value", message).rstrip("!")
     message = message.replace("_", "-") if message.startswith("--") else message
     binary = program_name()
     tasks = getattr(program.collection, "tasks", {})
