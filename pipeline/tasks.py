@@ -136,7 +136,9 @@ def preflight(c: Context, with_tests: bool = False, json: bool = False) -> None:
         else:
             from pipeline.terminal import colour_wanted, coloured_verdicts
 
-            text = report.render_text("preflight", results)
+            text = printable(
+                report.render_text("preflight", results)
+            )  # a commit or changelog line may hold ESC
             print(coloured_verdicts(text) if colour_wanted(sys.stdout, os.environ) else text)
         if report.in_github_actions(os.environ):
             stream = sys.stderr if json else sys.stdout
