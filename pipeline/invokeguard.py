@@ -116,7 +116,12 @@ def _listing_warns(parse_cleanup: Callable[[Any], None]) -> Callable[[Any], None
             problem = broken(self.config)
             if problem:
                 print(f"warning: the pipeline tasks will refuse to run: {problem}", file=sys.stderr)
-        parse_cleanup(self)
+        try:
+            parse_cleanup(self)
+        except BrokenPipeError:  # `invoke --list | head`: the reader has what it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(0) from None
 
     return cleanup
 
