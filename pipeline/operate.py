@@ -30,14 +30,15 @@ Say = Callable[[str], None]
 
 @contextmanager
 def redacting(config: PipelineConfig, name: str, say: Say) -> Iterator[tuple[Say, Redactor]]:
-    """``say`` without the environment's secrets, and the redactor; an error escapes without them too."""
+    """``say`` without the environment's secrets or a host's control characters, and the redactor;
+    an error escapes without the secrets too."""
     import os
 
     from pipeline.secrets import redactor_for
 
     redactor = redactor_for(config.environment(name), os.environ)
     try:
-        yield (lambda line: say(redactor.redact(line))), redactor
+        yield (lambda line: say(printable(redactor.redact(line)))), redactor
     except PipelineError as exc:
         redactor.redact_error(exc)
         raise
@@ -45,19 +46,22 @@ def redacting(config: PipelineConfig, name: str, say: Say) -> Iterator[tuple[Say
 
 @contextmanager
 def engine_of(
-    config: PipelineConfig, name: str, executor: Executor, http: HttpClient | None, say: Say
+    config: PipelineConfig,
+    name: str,
+    executor: Executor,
+    http: HttpClient | None,
+    say: Say,
+    redactor: Redactor,
 ) -> Iterator[Engine]:
-    """The environment's engine over its target, connected (no lock taken); its output redacted."""
+    """The environment's engine over its target, connected (no lock taken): ``say`` comes from
+    ``redacting``, whose redactor the target applies to what the hosts send."""
     from pipeline.engine.run import Engine
     from pipeline.http import UrllibClient
     from pipeline.orchestrate import new_context
     from pipeline.targets.compose import ComposeTarget, policy_of
 
     env = config.environment(name)
-    with (
-        redacting(config, name, say) as (say, redactor),
-        ComposeTarget.connect(env, executor, http or UrllibClient(), redactor=redactor) as target,
-    ):
+    with ComposeTarget.connect(env, executor, http or UrllibClient(), redactor=redactor) as target:
         yield Engine(name, target, policy_of(env), new_context(say))
 
 
@@ -78,11 +82,6 @@ DAMAGED_SHOWN = 5  # damaged lines listed per host in text (all of them in JSON)
 def _field(value: object) -> str:
     """A value read from a host, on one line and without control characters."""
     return printable(str(value), keep_lines=False)
-
-
-def _safe(say: Say) -> Say:
-    """``say`` that never passes a control character from a host on to the terminal."""
-    return lambda text: say(printable(text))
 
 
 def damaged_lines(state: UnitState) -> list[str]:
@@ -155,8 +154,8 @@ def status(
 ) -> ExitCode:
     """What each unit serves, its last journal entry, who holds the lock and for how long."""
     with (
-        redacting(config, name, _safe(say)) as (say, _),
-        engine_of(config, name, executor, None, say) as engine,
+        redacting(config, name, say) as (say, redactor),
+        engine_of(config, name, executor, None, say, redactor) as engine,
     ):
         states = engine.read(strict=False)
         if as_json:
@@ -221,8 +220,8 @@ def history(
     """The newest journal entries of every unit, and the lines of its journal that are damaged."""
     limit = check_limit(limit)
     with (
-        redacting(config, name, _safe(say)) as (say, _),
-        engine_of(config, name, executor, None, say) as engine,
+        redacting(config, name, say) as (say, redactor),
+        engine_of(config, name, executor, None, say, redactor) as engine,
     ):
         states = engine.read()
         if as_json:
@@ -236,8 +235,8 @@ def history(
 def unlock(config: PipelineConfig, name: str, executor: Executor, say: Say) -> ExitCode:
     """Release a lock left by a cancelled run, saying who held it and since when."""
     with (
-        redacting(config, name, _safe(say)) as (say, _),
-        engine_of(config, name, executor, None, say) as engine,
+        redacting(config, name, say) as (say, redactor),
+        engine_of(config, name, executor, None, say, redactor) as engine,
     ):
         states = engine.read(strict=False)
         engine.unlock_held(states)
@@ -254,8 +253,8 @@ def unlock(config: PipelineConfig, name: str, executor: Executor, say: Say) -> E
 def health(config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say) -> ExitCode:
     """The health checks against what is deployed; exit 1 when one fails."""
     with (
-        redacting(config, name, _safe(say)) as (say, _),
-        engine_of(config, name, executor, http, say) as engine,
+        redacting(config, name, say) as (say, redactor),
+        engine_of(config, name, executor, http, say, redactor) as engine,
     ):
         states = engine.read()
         results = engine.check(serving(states).version, states)
@@ -267,12 +266,11 @@ def health(config: PipelineConfig, name: str, executor: Executor, http: HttpClie
 
 def migrate(config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say) -> ExitCode:
     """Run the migrations of the release that is deployed, under the deploy lock."""
-    say = _safe(say)
     if config.environment(name).migrate is None:
         raise InputError(f"pipeline.environments.{name}.migrate is not configured")
     with (
         redacting(config, name, say) as (say, redactor),
-        engine_of(config, name, executor, http, say) as engine,
+        engine_of(config, name, executor, http, say, redactor) as engine,
     ):
         states = engine.read()
         engine.refuse_locks(states)
@@ -285,14 +283,13 @@ def rollback(
     config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say, to: str | None
 ) -> ExitCode:
     """Finish an interrupted run, or go back to the last release healthy on every unit (or ``to``)."""
-    say = _safe(say)
     from pipeline.engine.recovery import prepare_rollback
 
     prefix = config.checklist.tag_prefix
     wanted = to[len(prefix) :] if to and prefix and to.startswith(prefix) else to
     with (
         redacting(config, name, say) as (say, redactor),
-        engine_of(config, name, executor, http, say) as engine,
+        engine_of(config, name, executor, http, say, redactor) as engine,
     ):
         states = engine.read()
         run, reason = prepare_rollback(engine, states, wanted)
@@ -313,14 +310,13 @@ def notify(
 
     from pipeline.notify import Notification, build_notifiers, send_all
 
-    say = _safe(say)
     env = config.environment(name)
     with redacting(config, name, say) as (say, redactor):
         key = f"pipeline.environments.{name}.notify"
         notifiers = build_notifiers(env.notify, os.environ, http, key, redactor)
         if not notifiers:
             raise InputError(f"{key} has no channel")
-        with engine_of(config, name, executor, http, say) as engine:
+        with engine_of(config, name, executor, http, say, redactor) as engine:
             states = engine.read()
         lines = [f"{s.name}: {s.serving.version if s.serving else 'nothing'}" for s in states]
         versions = {s.serving.version for s in states if s.serving}
