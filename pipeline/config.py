@@ -96,24 +96,23 @@ def build_config(layers: Layers, environ: Mapping[str, str]) -> PipelineConfig:
         data = {**data, "environments": {}}
     try:
         config = msgspec.convert(data, PipelineConfig)
-        if isinstance(environments, dict):
-            config = msgspec.structs.replace(config, environments=_environments(environments))
     except msgspec.ValidationError as exc:
-        _raise(layers, [_describe(str(exc))])
-    except _EnvironmentError as exc:
-        _raise(layers, [str(exc)])
+        raise _error(layers, [_describe(str(exc))]) from None
+    if isinstance(environments, dict):
+        config = msgspec.structs.replace(config, environments=_environments(environments, layers))
     _raise(layers, _semantic_problems(config))
     return config
 
 
-class _EnvironmentError(Exception):
-    pass
-
-
 def _raise(layers: Layers, problems: list[str]) -> None:
-    """One ConfigError whose lines each start with the file or variable that set the key."""
+    """Raise the problems, if any, as one error."""
     if problems:
-        raise ConfigError("\n".join(f"{layers.source_of(_key_path(p))}: {p}" for p in problems))
+        raise _error(layers, problems)
+
+
+def _error(layers: Layers, problems: list[str]) -> ConfigError:
+    """One ConfigError whose lines each start with the file or variable that set the key."""
+    return ConfigError("\n".join(f"{layers.source_of(_key_path(p))}: {p}" for p in problems))
 
 
 def _key_path(problem: str) -> tuple[str, ...]:
@@ -121,13 +120,13 @@ def _key_path(problem: str) -> tuple[str, ...]:
     return tuple(match[1].split(".")[1:]) if match else ()
 
 
-def _environments(raw: dict[str, Any]) -> dict[str, ComposeEnvironment]:
+def _environments(raw: dict[str, Any], layers: Layers) -> dict[str, ComposeEnvironment]:
     converted = {}
     for name, value in raw.items():
         try:
             converted[name] = msgspec.convert(value, ComposeEnvironment)
         except msgspec.ValidationError as exc:
-            raise _EnvironmentError(_describe(str(exc), f".environments.{name}")) from None
+            raise _error(layers, [_describe(str(exc), f".environments.{name}")]) from None
     return converted
 
 

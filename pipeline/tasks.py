@@ -20,7 +20,7 @@ from invoke.tasks import task
 
 from pipeline import interrupts, invokeguard
 from pipeline.defaults import DEFAULTS
-from pipeline.errors import ChecklistFailed, InputError, PipelineError
+from pipeline.errors import ChecklistFailed, ExitCode, InputError, PipelineError
 from pipeline.terminal import printable
 
 if TYPE_CHECKING:
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
 
 invokeguard.install()
-
-# Exit code of a bug in our own code outside the engine (sysexits' EX_SOFTWARE); nothing was changed.
-INTERNAL_ERROR = 70
 
 
 @contextmanager
@@ -58,9 +55,9 @@ def _reported_errors() -> Iterator[None]:
     except interrupts.Interrupted as exc:
         raise Exit(f"interrupted by {exc}: nothing was changed", code=exc.exit_code) from None
     except KeyboardInterrupt:
-        raise Exit("interrupted by SIGINT: nothing was changed", code=130) from None
+        raise Exit("interrupted by SIGINT: nothing was changed", code=int(ExitCode.INTERRUPTED)) from None
     except Exception as exc:
-        raise Exit(_internal_error(exc), code=INTERNAL_ERROR) from None
+        raise Exit(_internal_error(exc), code=int(ExitCode.INTERNAL_ERROR)) from None
 
 
 def _shown(exc: Exception) -> str:
