@@ -299,3 +299,25 @@ def test_an_error_message_is_printed_without_url_credentials_or_control_characte
 
     error = InputError("push to https://x-access-token:ghp_c4n4ry@git.example/a.git failed: \x1b[2Jgone")
     assert _shown(error) == "push to https://x-access-token:***@git.example/a.git failed: \\x1b[2Jgone"
+
+
+def test_a_bug_outside_the_engine_exits_70_with_its_traceback_in_the_file_it_names(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.checklist
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("a bug on purpose")
+
+    monkeypatch.setattr(pipeline.checklist, "run_checklist", broken)
+    before = snapshot(repo)
+    line = refused(
+        invoke(repo.path, "preflight"), 70, "internal error (ValueError), a bug in invoke-pipeline"
+    )
+    log = Path(line.split("the traceback is in ")[1].split(";")[0])
+    try:
+        text = log.read_text()
+        assert "Traceback" in text and "ValueError: a bug on purpose" in text
+    finally:
+        log.unlink()
+    assert snapshot(repo) == before
