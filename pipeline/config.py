@@ -15,6 +15,7 @@ from pipeline.defaults import CONVENTIONAL_TYPES as _DEFAULT_TYPES
 from pipeline.defaults import DEFAULTS
 from pipeline.environments import ComposeEnvironment, Section, environment_problems
 from pipeline.errors import ConfigError
+from pipeline.helmconfig import HelmEnvironment, helm_problems
 
 CONVENTIONAL_TYPES = tuple(_DEFAULT_TYPES)
 
@@ -44,6 +45,13 @@ class ReleaseConfig(Section, frozen=True):
     tag_message: str
 
 
+Environment = ComposeEnvironment | HelmEnvironment
+TARGETS: dict[str, type[ComposeEnvironment] | type[HelmEnvironment]] = {
+    "compose": ComposeEnvironment,
+    "helm": HelmEnvironment,
+}
+
+
 class PipelineConfig(Section, frozen=True):
     """The whole validated configuration; defaults live in ``pipeline.defaults``."""
 
@@ -51,9 +59,9 @@ class PipelineConfig(Section, frozen=True):
     release: ReleaseConfig
     lint: tuple[str, ...]
     test: tuple[str, ...]
-    environments: dict[str, ComposeEnvironment]
+    environments: dict[str, Environment]
 
-    def environment(self, name: str) -> ComposeEnvironment:
+    def environment(self, name: str) -> Environment:
         """The named environment, or a ConfigError listing the known ones."""
         if name not in self.environments:
             known = ", ".join(sorted(self.environments)) or "none configured"
@@ -120,21 +128,33 @@ def _key_path(problem: str) -> tuple[str, ...]:
     return tuple(match[1].split(".")[1:]) if match else ()
 
 
-def _environments(raw: dict[str, Any], layers: Layers) -> dict[str, ComposeEnvironment]:
-    converted = {}
+def _environments(raw: dict[str, Any], layers: Layers) -> dict[str, Environment]:
+    converted: dict[str, Environment] = {}
     for name, value in raw.items():
+        kind = target_of(value)
+        if kind is None:
+            found = value.get("target") if isinstance(value, dict) else None
+            got = "nothing" if found is None else repr(found)
+            problem = f"pipeline.environments.{name}.target: got {got}; expected one of {', '.join(TARGETS)}"
+            raise _error(layers, [problem])
         try:
-            converted[name] = msgspec.convert(value, ComposeEnvironment)
+            converted[name] = msgspec.convert(value, kind)
         except msgspec.ValidationError as exc:
-            raise _error(layers, [_describe(str(exc), f".environments.{name}")]) from None
+            raise _error(layers, [_describe(str(exc), f".environments.{name}", kind)]) from None
     return converted
+
+
+def target_of(value: object) -> type[ComposeEnvironment] | type[HelmEnvironment] | None:
+    """The environment's type, by its ``target`` key."""
+    target = value.get("target") if isinstance(value, dict) else None
+    return TARGETS.get(target) if isinstance(target, str) else None
 
 
 _AT = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>[^`]*)`$", re.S)
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
 
 
-def _describe(message: str, prefix: str = "") -> str:
+def _describe(message: str, prefix: str = "", environment: Any = None) -> str:
     """Turn a msgspec message into ``pipeline.a.b: what is wrong``."""
     match = _AT.match(message)
     msg, path = (match["msg"], match["path"]) if match else (message, "")
@@ -142,21 +162,24 @@ def _describe(message: str, prefix: str = "") -> str:
     unknown = _UNKNOWN.match(msg)
     if unknown:
         key = unknown["key"]
-        struct = _type_at(path)
+        struct = _type_at(path, environment)
         known = [f.name for f in msgspec.structs.fields(struct)] if struct is not None else []
         shown = key if key.isprintable() else repr(key)
         return f"pipeline{path}.{shown}: unknown key{_suggest(key, known)} (known: {', '.join(known)})"
     msg = msg.replace("Expected", "expected").replace("`", "")
-    choices = get_args(_type_at(path)) if msg.startswith("Invalid enum value") else ()
+    choices = get_args(_type_at(path, environment)) if msg.startswith("Invalid enum value") else ()
     if choices:
         msg = f"{msg.replace('Invalid enum value', 'got')}; expected one of {', '.join(choices)}"
     return f"pipeline{path}: {msg}"
 
 
-def _type_at(path: str) -> Any:
-    """The declared type at a msgspec path such as ``.environments.prod.hosts[0]``."""
+def _type_at(path: str, environment: Any = None) -> Any:
+    """The declared type at a msgspec path such as ``.environments.prod.hosts[0]`` (an environment
+    of the type given, else of whichever target declares the key)."""
     kind: Any = PipelineConfig
     for part in re.findall(r"\.([^.\[]+)|\[\d+\]", path):
+        if kind is Environment:
+            kind = environment or _declaring(part)
         kind = _unwrap(kind)
         if get_origin(kind) is dict:
             kind = get_args(kind)[1]
@@ -167,6 +190,14 @@ def _type_at(path: str) -> Any:
         else:
             return None
     return _unwrap(kind)
+
+
+def _declaring(key: str) -> Any:
+    """The environment type that declares ``key`` (compose when both or neither do)."""
+    for kind in TARGETS.values():
+        if key in {f.name for f in msgspec.structs.fields(kind)}:
+            return kind
+    return ComposeEnvironment
 
 
 def _unwrap(kind: Any) -> Any:
@@ -219,7 +250,10 @@ def _semantic_problems(config: PipelineConfig) -> list[str]:
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             problems.append(f"pipeline.release.{key}: {template!r} is not a valid template ({exc})")
     for name, environment in config.environments.items():
-        problems.extend(environment_problems(name, environment))
+        if isinstance(environment, HelmEnvironment):
+            problems.extend(helm_problems(name, environment))
+        else:
+            problems.extend(environment_problems(name, environment))
     for stage in ("lint", "test"):
         for i, command in enumerate(getattr(config, stage)):
             try:

@@ -98,7 +98,8 @@ def check_values(data: Any, path: Path = ()) -> Iterable[str]:
 
 
 def _settable(data: Any, kind: Any, path: Path) -> Iterable[tuple[Path, Any]]:
-    """Every key path a variable may set, with its declared type."""
+    """Every key path a variable may set, with its declared type (a tagged union: the tagged one)."""
+    kind = _tagged(kind, data)
     kind = _unwrap(kind)
     if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
         for field in msgspec.structs.fields(kind):
@@ -136,6 +137,17 @@ def _cast(name: str, path: Path, kind: Any, text: str) -> Any:
     if kind is str or get_origin(kind) is Literal:
         return text
     raise ConfigError(f"{where}: cannot be set from a variable; set it in invoke.yaml")
+
+
+def _tagged(kind: Any, data: Any) -> Any:
+    """The member of a union of tagged structs that ``data``'s tag names (the union otherwise)."""
+    if not (isinstance(kind, types.UnionType) or get_origin(kind) is Union) or not isinstance(data, dict):
+        return kind
+    for option in get_args(kind):
+        config = getattr(option, "__struct_config__", None)
+        if config is not None and config.tag_field and data.get(config.tag_field) == config.tag:
+            return option
+    return kind
 
 
 def _unwrap(kind: Any) -> Any:

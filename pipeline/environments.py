@@ -108,10 +108,9 @@ class DeadlinesConfig(Section, frozen=True):
     cancel_grace: float = 2.0  # how long a signal lets the step in flight run on
 
 
-class ComposeEnvironment(Section, frozen=True):
+class ComposeEnvironment(Section, frozen=True, tag_field="target", tag="compose"):
     """An environment deployed with ``docker compose`` over SSH."""
 
-    target: Literal["compose"]
     hosts: tuple[str | HostConfig, ...]
     path: str
     compose_file: str = "compose.yaml"
@@ -186,7 +185,7 @@ def environment_problems(name: str, env: ComposeEnvironment) -> list[str]:
     for i, check in enumerate(env.health):
         problems.extend(_health_problems(f"{at}.health[{i}]", check))
     for i, channel in enumerate(env.notify):
-        problems.extend(_notify_problems(f"{at}.notify[{i}]", channel))
+        problems.extend(notify_problems(f"{at}.notify[{i}]", channel))
     return problems
 
 
@@ -216,7 +215,7 @@ def _fleet_problems(at: str, env: ComposeEnvironment) -> list[str]:
     return problems
 
 
-def _command_problems(at: str, command: str) -> list[str]:
+def command_problems(at: str, command: str) -> list[str]:
     try:
         return [] if shlex.split(command) else [f"{at}: the command is empty"]
     except ValueError as exc:
@@ -228,7 +227,7 @@ def _migrate_problems(at: str, migrate: MigrateConfig, hosts: int) -> list[str]:
     if not _SERVICE.match(migrate.service):
         problems.append(f"{at}.service: {migrate.service!r} is not a service name")
     for key in ("command", "current", "downgrade", "heads"):
-        problems.extend(_command_problems(f"{at}.{key}", getattr(migrate, key)))
+        problems.extend(command_problems(f"{at}.{key}", getattr(migrate, key)))
     if "{revision}" not in migrate.downgrade:
         problems.append(f"{at}.downgrade: must contain {{revision}}, the revision to go back to")
     if not 0 <= migrate.host < max(hosts, 1):
@@ -246,7 +245,7 @@ def _health_problems(at: str, check: HealthCheckConfig) -> list[str]:
     if check.http and not re.match(r"https?://[^\s]+\Z", check.http):
         problems.append(f"{at}.http: {check.http!r} is not an http:// or https:// URL")
     if check.command:
-        problems.extend(_command_problems(f"{at}.command", check.command))
+        problems.extend(command_problems(f"{at}.command", check.command))
         if not _SERVICE.match(check.service):
             problems.append(f"{at}.service: {check.service!r} is not a service name")
     if not 100 <= check.status <= 599:
@@ -263,7 +262,7 @@ def _health_problems(at: str, check: HealthCheckConfig) -> list[str]:
     return problems
 
 
-def _notify_problems(at: str, channel: NotifyConfig) -> list[str]:
+def notify_problems(at: str, channel: NotifyConfig) -> list[str]:
     chosen = [(name, getattr(channel, name)) for name in ("slack", "telegram", "webhook")]
     chosen = [(name, value) for name, value in chosen if value is not None]
     if len(chosen) != 1:

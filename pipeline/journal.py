@@ -46,6 +46,7 @@ class Entry:
     db_end: str | None = None
     touched: bool = True
     phase: str = ""  # for in_progress records: deploying | migrating | rolling back
+    revision: str = ""  # the target's own number for what serves (a Helm revision); empty for compose
 
     @property
     def serving(self) -> bool:
@@ -75,6 +76,7 @@ _SHAPES = {
     "db_before": _REVISION,
     "db_after": _REVISION,
     "db_end": _REVISION,
+    "revision": (re.compile(r"[0-9]{0,10}"), "Helm revision number"),
 }
 MAX_FIELD = 4096  # characters in any text field of a record
 
@@ -131,7 +133,7 @@ def _entry(data: Mapping[str, Any]) -> Entry | str:
     if missing:
         return f"no {', '.join(missing)}"
     values: dict[str, Any] = {f: None for f in _OPTIONAL}
-    values.update(reason="", who="", at="", run_url="", host="", run="", touched=True, phase="")
+    values.update(reason="", who="", at="", run_url="", host="", run="", touched=True, phase="", revision="")
     for key, value in data.items():
         if key not in _FIELDS:
             continue

@@ -58,11 +58,11 @@ def engine_of(
     from pipeline.engine.run import Engine
     from pipeline.http import UrllibClient
     from pipeline.orchestrate import new_context
-    from pipeline.targets.compose import ComposeTarget, policy_of
+    from pipeline.targets.connect import connected
 
     env = config.environment(name)
-    with ComposeTarget.connect(env, executor, http or UrllibClient(), redactor=redactor) as target:
-        yield Engine(name, target, policy_of(env), new_context(say))
+    with connected(env, name, executor, http or UrllibClient(), redactor) as (target, policy):
+        yield Engine(name, target, policy, new_context(say))
 
 
 def serving(states: Sequence[UnitState]) -> Release:

@@ -7,19 +7,20 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import msgspec
 
 from pipeline.checklist import run_checks, run_stage_commands
-from pipeline.config import PipelineConfig
+from pipeline.config import Environment, PipelineConfig
 from pipeline.engine.run import Context
 from pipeline.engine.values import Release
 from pipeline.environments import ComposeEnvironment
 from pipeline.errors import ChecklistFailed, ConfigError, ExitCode, InputError, PipelineError
 from pipeline.executor import Command, Executor
 from pipeline.files import read_optional
+from pipeline.helmconfig import HelmEnvironment
 from pipeline.http import HttpClient
 from pipeline.outputs import check_writable, outputs_of, write
 from pipeline.runreport import RunReport
@@ -53,7 +54,7 @@ def resolve_release(
     executor: Executor,
     root: Path,
     config: PipelineConfig,
-    env: ComposeEnvironment,
+    env: Environment,
     version: str | None,
     key: str = "pipeline.environments.<env>",
 ) -> Release:
@@ -72,8 +73,43 @@ def resolve_release(
     if not found.ok:
         raise InputError(f"--version: no tag {ref} in this repository (git fetch --tags?)")
     commit = found.stdout.strip()
+    if isinstance(env, HelmEnvironment):
+        return Release(parsed, commit)
     compose_text = _file_at(executor, root, commit, env.compose_file, f"{key}.compose_file")
     return Release(parsed, commit if env.source == "git" else None, compose_text)
+
+
+def export_files(
+    executor: Executor, root: Path, env: HelmEnvironment, commit: str, key: str, into: Path
+) -> None:
+    """The chart (a folder of the repository) and the values files as of the release's commit, into
+    ``into``: a release deploys its own chart, never the working tree's."""
+    import tarfile
+
+    paths = [*([env.chart] if env.local_chart else []), *env.values]
+    for path, what in [
+        *(([(env.chart, "chart")]) if env.local_chart else []),
+        *((v, "values") for v in env.values),
+    ]:
+        kind = "Chart.yaml" if what == "chart" else ""
+        probe = f"{commit}:./{path}/{kind}" if kind else f"{commit}:./{path}"
+        if not executor.run(Command(("git", "cat-file", "-e", probe), str(root))).ok:
+            shown = f"{path}/Chart.yaml" if kind else path
+            raise ConfigError(f"{key}.{what}: {shown} is not in the release (commit {commit[:10]})")
+    if not paths:
+        return
+    archive = into / "release.tar"
+    made = executor.run(
+        Command(("git", "archive", "--format=tar", "-o", str(archive), commit, "--", *paths), str(root))
+    )
+    if not made.ok:
+        raise InputError(f"git archive of the release's chart failed: {made.stderr.strip()}")
+    with tarfile.open(archive) as tar:  # our own `git archive`; the filter where Python has it
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into / "files", filter="data")
+        else:  # pragma: no cover - Python before 3.10.12/3.11.4
+            tar.extractall(into / "files")
+    archive.unlink()
 
 
 def _file_at(executor: Executor, root: Path, commit: str, path: str, key: str) -> str:
@@ -83,10 +119,12 @@ def _file_at(executor: Executor, root: Path, commit: str, path: str, key: str) -
     return shown.stdout
 
 
-def check_services(env: ComposeEnvironment, name: str, compose_text: str) -> None:
+def check_services(env: Environment, name: str, compose_text: str) -> None:
     """Services named by migrate and health checks exist in the release's compose file."""
     import yaml
 
+    if isinstance(env, HelmEnvironment):
+        return
     try:
         data = yaml.safe_load(compose_text) or {}
     except yaml.YAMLError as exc:
@@ -102,7 +140,7 @@ def check_services(env: ComposeEnvironment, name: str, compose_text: str) -> Non
             )
 
 
-def without_skipped(env: ComposeEnvironment, skip: Sequence[str]) -> ComposeEnvironment:
+def without_skipped(env: Environment, skip: Sequence[str]) -> Environment:
     """The environment with skipped stages switched off."""
     changes: dict[str, object] = {}
     if "migrate" in skip:
@@ -116,7 +154,7 @@ def local_stages(
     executor: Executor,
     root: Path,
     config: PipelineConfig,
-    env: ComposeEnvironment,
+    env: Environment,
     request: DeployRequest,
     redact: Callable[[str], str] = str,
 ) -> None:
@@ -215,42 +253,18 @@ def _deploy(
     )
     release = resolve_release(executor, root, config, env, request.version, key)
     check_services(env, request.environment, release.compose_text)
-    local_stages(executor, root, config, env, request, redactor.redact)
-    from pipeline.engine.plan import render_plan
-    from pipeline.engine.run import Engine
-    from pipeline.targets.compose import ComposeTarget, policy_of
+    import tempfile
 
-    context = new_context(say)
-    policy = policy_of(env)
-    with ComposeTarget.connect(env, executor, http, sleep or time.sleep, redactor) as target:
-        engine = Engine(request.environment, target, policy, context)
-        started = time.monotonic()
-        states = engine.wait_for_locks(request.lock_wait) if request.lock_wait else engine.read()
-        read_seconds = time.monotonic() - started
-        engine.refuse_locks(states)
-        if request.dry_run:
-            say("dry run: nothing is changed on any host, and no notification is sent")
-            revisions = {}
-            if env.migrate and env.migrate.run == "exec":
-                # Read-only, through the release each database's host serves now.
-                for unit in target.databases():
-                    serving = next(s.serving for s in states if s.name == unit)
-                    if serving is not None:
-                        with suppress(PipelineError):
-                            call = engine.call("read", unit, shielded=True)
-                            revisions[unit] = target.revision(
-                                unit, Release(serving.version, serving.commit), call
-                            )
-            say(
-                redactor.redact(
-                    "\n".join(render_plan(request.environment, target, policy, release, states, revisions))
-                )
-            )
-            if notifiers:
-                say("notify: " + ", ".join(n.name for n in notifiers))
-            return ExitCode.OK, None
-        report = engine.deploy(release, states)
-        report.timings["read_hosts"] = round(read_seconds, 3)
+    with tempfile.TemporaryDirectory(prefix="pipeline-release-") as folder:
+        if isinstance(env, HelmEnvironment):
+            assert release.commit is not None
+            export_files(executor, root, env, release.commit, key, Path(folder))
+            release = replace(release, files=str(Path(folder) / "files"))
+        local_stages(executor, root, config, env, request, redactor.redact)
+        done = _run_engine(executor, http, env, request, release, say, sleep, redactor, notifiers)
+    if done is None:
+        return ExitCode.OK, None
+    report, context = done
     # Redacted before it is rendered: a renderer may cut (an excerpt) or escape (a table's `|`) a
     # secret into a form the redactor no longer finds.
     report = redactor.redact_data(report)
@@ -267,6 +281,56 @@ def _deploy(
             say(f"warning: notify {channel} failed: {error}")
     _write_outputs(report, request, redactor, say)
     return report.exit_code, report
+
+
+def _run_engine(
+    executor: Executor,
+    http: HttpClient,
+    env: Environment,
+    request: DeployRequest,
+    release: Release,
+    say: Callable[[str], None],
+    sleep: Callable[[float], None] | None,
+    redactor: Redactor,
+    notifiers: Sequence[object],
+) -> tuple[RunReport, Context] | None:
+    """Read the units, then the plan (``--dry-run``: None) or the deploy's report."""
+    from pipeline.engine.plan import render_plan
+    from pipeline.engine.run import Engine
+    from pipeline.targets.connect import connected
+
+    context = new_context(say)
+    with connected(env, request.environment, executor, http, redactor, sleep or time.sleep) as (
+        target,
+        policy,
+    ):
+        engine = Engine(request.environment, target, policy, context)
+        started = time.monotonic()
+        states = engine.wait_for_locks(request.lock_wait) if request.lock_wait else engine.read()
+        read_seconds = time.monotonic() - started
+        engine.refuse_locks(states)
+        if request.dry_run:
+            where = "the release" if isinstance(env, HelmEnvironment) else "any host"
+            say(f"dry run: nothing is changed on {where}, and no notification is sent")
+            revisions = {}
+            if isinstance(env, ComposeEnvironment) and env.migrate and env.migrate.run == "exec":
+                # Read-only, through the release each database's host serves now.
+                for unit in target.databases():
+                    serving = next(s.serving for s in states if s.name == unit)
+                    if serving is not None:
+                        with suppress(PipelineError):
+                            call = engine.call("read", unit, shielded=True)
+                            revisions[unit] = target.revision(
+                                unit, Release(serving.version, serving.commit), call
+                            )
+            plan = render_plan(request.environment, target, policy, release, states, revisions)
+            say(redactor.redact("\n".join(plan)))
+            if notifiers:
+                say("notify: " + ", ".join(getattr(n, "name", "?") for n in notifiers))
+            return None
+        report = engine.deploy(release, states)
+        report.timings["read_hosts"] = round(read_seconds, 3)
+    return report, context
 
 
 def _write_outputs(

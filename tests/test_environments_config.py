@@ -207,7 +207,7 @@ def test_type_errors_and_unknown_keys_name_the_environment_and_key() -> None:
     assert problems(notify=[{"slack": {}}]) == [
         f"{AT}.notify[0].slack: Object missing required field webhook_env"
     ]
-    assert problems(target="k8s") == [f"{AT}.target: got 'k8s'; expected one of compose"]
+    assert problems(target="k8s") == [f"{AT}.target: got 'k8s'; expected one of compose, helm"]
     assert problems(hosts=[{"address": "web1", "pth": "/x"}]) == [
         f"{AT}.hosts[0].pth: unknown key (did you mean `path`?) (known: address, path)"
     ]

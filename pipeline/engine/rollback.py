@@ -138,6 +138,8 @@ class RollingBack(EngineCore):
 
     def _restore(self, run: Run, unit: str) -> None:
         """The unit's previous release back (or the new one removed after a failed first deploy)."""
-        self.target.restore(
+        note = self.target.restore(
             unit, run.previous_of(unit), run.release, self.call("restore", unit, shielded=True)
         )
+        if note:
+            run.notes[f"restore:{unit}"] = note

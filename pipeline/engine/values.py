@@ -21,11 +21,13 @@ Strategy = Literal["parallel", "rolling"]
 
 @dataclass(frozen=True)
 class Release:
-    """What to deploy: a version, the commit it is (git source), its compose file (image source)."""
+    """What to deploy: a version, the commit it is (git source), its compose file (image source), and
+    a folder with its deploy files as of that commit (a Helm chart and values files)."""
 
     version: str
     commit: str | None
     compose_text: str = ""
+    files: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class UnitState:
     damaged: str = ""  # why the journal could not be read (then the unit's history is unknown)
     damaged_lines: list[Damaged] = field(default_factory=list)  # lines that are no record, ignored
     cut: bool = False  # the journal is longer than what is read of it: only its end was read
+    facts: dict[str, Any] = field(default_factory=dict)  # what the target says besides (helm: revision, pods)
 
     @property
     def serving(self) -> Entry | None:

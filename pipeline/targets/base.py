@@ -75,8 +75,9 @@ class Target(Protocol):
         """Logs and states of the release on the unit, before a rollback replaces them."""
         ...
 
-    def restore(self, unit: str, previous: Entry | None, release: Release, call: Call) -> None:
-        """Bring ``previous`` back without rebuilding (None: remove ``release``, a failed first deploy)."""
+    def restore(self, unit: str, previous: Entry | None, release: Release, call: Call) -> str | None:
+        """Bring ``previous`` back without rebuilding (None: a failed first deploy, removed or kept);
+        what the report should say about it, if anything."""
         ...
 
     def record(self, unit: str, entries: Sequence[Entry], call: Call) -> None:
