@@ -100,6 +100,7 @@ def render_status(name: str, states: Sequence[UnitState]) -> list[str]:
     for state in states:
         serving = _field(state.serving.version) if state.serving else "nothing recorded"
         lines.append(f"{_field(state.name)}: serving {serving}")
+        lines += _helm_lines(state)
         if state.damaged:
             lines.append(f"  JOURNAL UNREADABLE: {_field(state.damaged)}")
         last = state.journal[-1] if state.journal else None
@@ -114,6 +115,26 @@ def render_status(name: str, states: Sequence[UnitState]) -> list[str]:
                     f"`invoke rollback --env {name}` finishes its rollback"
                 )
         lines += damaged_lines(state)
+    return lines
+
+
+def _helm_lines(state: UnitState) -> list[str]:
+    """A Helm release's revision, chart and pods, as ``status`` shows them."""
+    helm = state.facts.get("helm")
+    if "helm" not in state.facts:
+        return []
+    if not helm:
+        return ["  helm: no release installed"]
+    words = [f"revision {helm['revision']}", str(helm["status"]), f"chart {helm['chart']}"]
+    words.append(f"app version {helm['app_version']}" if helm.get("app_version") else "")
+    lines = ["  helm: " + ", ".join(_field(w) for w in words if w)]
+    for pod in state.facts.get("pods") or []:
+        reason = f" {pod['reason']}" if pod.get("reason") else ""
+        images = ", ".join(pod.get("images") or [])
+        lines.append(
+            f"  pod {_field(pod['name'])}: {_field(pod['phase'])} ready {_field(pod['ready'])} "
+            f"restarts {_field(pod['restarts'])}{_field(reason)} ({_field(images)})"
+        )
     return lines
 
 
@@ -144,6 +165,7 @@ def status_data(name: str, states: Sequence[UnitState], now: float | None = None
                 "journal_unreadable": state.damaged or None,
                 "journal_cut": state.cut,
                 "damaged": _damaged_data(state),
+                **({"helm": state.facts.get("helm"), "pods": state.facts.get("pods")} if state.facts else {}),
             }
         )
     return {"environment": name, "hosts": hosts}
@@ -185,8 +207,23 @@ def render_history(states: Sequence[UnitState], limit: int) -> list[str]:
             why = f" ({_field(e.reason)})" if e.reason else ""
             phase = f" {_field(e.phase)}" if e.result == IN_PROGRESS and e.phase else ""
             at, event, version, result, who = (_field(v) for v in (e.at, e.event, e.version, e.result, e.who))
-            lines.append(f"  {at} {event:<8} {version:<12} {result:<11} {who}{db}{phase}{why}")
+            rev = f" rev {_field(e.revision)}" if e.revision else ""
+            lines.append(f"  {at} {event:<8} {version:<12} {result:<11} {who}{db}{rev}{phase}{why}")
+        lines += _helm_only(state)
         lines += damaged_lines(state)
+    return lines
+
+
+def _helm_only(state: UnitState) -> list[str]:
+    """Helm revisions the ledger does not name (made outside the pipeline, or by a run killed early)."""
+    recorded = {e.revision for e in state.journal if e.revision}
+    lines = []
+    for r in state.facts.get("helm_history") or []:
+        if str(r["revision"]) not in recorded:
+            words = (r["updated"][:19], r["status"], r["app_version"] or "?", r["description"])
+            lines.append(
+                f"  helm revision {r['revision']} not in the ledger: " + " ".join(_field(w) for w in words)
+            )
     return lines
 
 
@@ -198,6 +235,7 @@ def history_data(name: str, states: Sequence[UnitState], limit: int) -> dict[str
             "entries": [asdict(e) for e in shown_entries(state, limit)],
             "journal_cut": state.cut,
             "damaged": _damaged_data(state),
+            **({"helm_history": state.facts.get("helm_history")} if state.facts else {}),
         }
         for state in states
     ]
