@@ -88,7 +88,7 @@ class Helm:
         ]  # fmt: skip
         return tuple(argv)
 
-    def rollback(self, revision: int, history_max: int, timeout: float) -> tuple[str, ...]:
+    def rollback(self, revision: int | str, history_max: int, timeout: float) -> tuple[str, ...]:
         """``helm rollback RELEASE REVISION``: a named revision, never the bare "previous"."""
         return (
             self.binary, "rollback", self.release, str(revision), *self._global(),
