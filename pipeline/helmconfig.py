@@ -12,6 +12,7 @@ from pipeline.environments import (
     NotifyConfig,
     Section,
     command_problems,
+    name_problems,
     notify_problems,
 )
 
@@ -90,7 +91,7 @@ _CHART_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~^<>=*, -]*\Z")
 def helm_problems(name: str, env: HelmEnvironment) -> list[str]:
     """Names, chart, values and checks of a Helm environment that would be unsafe or cannot work."""
     at = f"pipeline.environments.{name}"
-    problems = []
+    problems = name_problems(name)
     if not _RELEASE.match(env.release):
         problems.append(
             f"{at}.release: {env.release!r} is not a Helm release name "
