@@ -189,6 +189,8 @@ def _type_at(path: str, environment: Any = None) -> Any:
             kind = {f.name: f.type for f in msgspec.structs.fields(kind)}.get(part)
         else:
             return None
+    if kind is Environment and environment is not None:
+        kind = environment  # the path ends at an environment: its own type, not the union's first
     return _unwrap(kind)
 
 

@@ -151,12 +151,17 @@ _PATH = re.compile(r"/[A-Za-z0-9._/@+-]*\Z")
 _RELATIVE = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9._/@+-]+\Z")
 
 
+def name_problems(name: str) -> list[str]:
+    """An environment's name, of any target: it becomes ``--env NAME`` and a variable's name."""
+    if _NAME.match(name):
+        return []
+    return [f"pipeline.environments.{name}: the name must be lowercase letters, digits, - or _"]
+
+
 def environment_problems(name: str, env: ComposeEnvironment) -> list[str]:
     """Names, hosts, paths and commands of one environment that would be unsafe or cannot work."""
     at = f"pipeline.environments.{name}"
-    problems = []
-    if not _NAME.match(name):
-        problems.append(f"{at}: the name must be lowercase letters, digits, - or _")
+    problems = name_problems(name)
     if not env.hosts:
         problems.append(f"{at}.hosts: list at least one host")
     if not _PATH.match(env.path):

@@ -122,8 +122,12 @@ def run_of(revision: HelmRevision) -> str:
 
 
 def not_found(output: str) -> bool:
-    """Whether helm said the release does not exist (a first install)."""
-    return "release: not found" in output or "not found" in output.lower().split("error:")[-1]
+    """Whether helm said the release does not exist (a first install).
+
+    Only helm's own words (``Error: release: not found``, helm 3 and 4): "not found" alone is also what
+    an unreachable cluster says (``executable ... not found``, a proxy's ``404 page not found``).
+    """
+    return "release: not found" in output.lower()
 
 
 def parse_history(text: str) -> list[HelmRevision]:
@@ -133,7 +137,8 @@ def parse_history(text: str) -> list[HelmRevision]:
         raise ValueError("helm history did not print a JSON list")
     revisions = []
     for item in data:
-        if not isinstance(item, dict) or not isinstance(item.get("revision"), int):
+        number = item.get("revision") if isinstance(item, dict) else None
+        if not isinstance(number, int) or isinstance(number, bool):
             raise ValueError("helm history printed an entry without a revision number")
         revisions.append(
             HelmRevision(

@@ -12,6 +12,7 @@ from pipeline.environments import (
     NotifyConfig,
     Section,
     command_problems,
+    name_problems,
     notify_problems,
 )
 
@@ -90,7 +91,7 @@ _CHART_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~^<>=*, -]*\Z")
 def helm_problems(name: str, env: HelmEnvironment) -> list[str]:
     """Names, chart, values and checks of a Helm environment that would be unsafe or cannot work."""
     at = f"pipeline.environments.{name}"
-    problems = []
+    problems = name_problems(name)
     if not _RELEASE.match(env.release):
         problems.append(
             f"{at}.release: {env.release!r} is not a Helm release name "
@@ -106,7 +107,11 @@ def helm_problems(name: str, env: HelmEnvironment) -> list[str]:
     elif not _CHART_PATH.match(env.chart):
         problems.append(f"{at}.chart: {env.chart!r} must be a folder inside the project, or repo/chart")
     if not env.local_chart and not env.chart_version:
-        problems.append(f"{at}.chart_version: a repository chart needs its version pinned")
+        # `deploy/chart` reads as repo/chart, as helm reads it when no such folder exists.
+        folder = "" if env.repository or env.chart.startswith("oci://") else (
+            f" ({env.chart!r} reads as repo/chart; write ./{env.chart} for a folder of the repository)"
+        )  # fmt: skip
+        problems.append(f"{at}.chart_version: a repository chart needs its version pinned{folder}")
     if env.chart_version and not _CHART_VERSION.match(env.chart_version):
         problems.append(f"{at}.chart_version: {env.chart_version!r} is not a chart version")
     if env.repository and not re.match(r"(https?|oci)://[^\s]+\Z", env.repository):

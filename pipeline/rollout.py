@@ -153,8 +153,8 @@ def owned_pods(
         if any(o.get("uid") == uid for o in _get(rs, "metadata", "ownerReferences") or [])
         and _normal(_get(rs, "spec", "template") or {}) == template
     ]  # fmt: skip
-    if not newest:
-        return live
+    if not newest:  # the controller has not made the new ReplicaSet yet: every pod is an old one
+        return []
     hashes = {_get(rs, "metadata", "labels", "pod-template-hash") for rs in newest}
     return [p for p in live if _get(p, "metadata", "labels", "pod-template-hash") in hashes]
 

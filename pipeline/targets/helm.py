@@ -512,7 +512,9 @@ class HelmTarget:
             if previous is None:
                 return [f"  restore  [{unit}] nothing: a failed first install is kept for inspection"]
             target = previous.revision or f"<revision of {previous.version}>"
-            argv = self.helm.rollback(int(target) if target.isdigit() else 0, self.env.history_max, 1)
+            argv = self.helm.rollback(
+                int(target) if target.isdigit() else 0, self.env.history_max, self.env.deadlines.restore
+            )
             text = (
                 shlex.join(argv).replace(" 0 ", f" {target} ", 1)
                 if not target.isdigit()
