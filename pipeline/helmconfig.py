@@ -85,7 +85,7 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*\Z")
 _WORKLOAD = re.compile(r"(Deployment|StatefulSet|DaemonSet)/[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?\Z")
 _CONTEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._:/-]*\Z")
 _SERVICE_PORT = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?:(?:[0-9]{1,5}|[a-z0-9-]+)\Z")
-_CHART_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~^<>=*, -]*\Z")
+_CHART_VERSION = re.compile(r"[A-Za-z0-9.+~^<>=*, -]*[A-Za-z0-9*]\Z")  # a version, or a semver range
 
 
 def helm_problems(name: str, env: HelmEnvironment) -> list[str]:

@@ -209,17 +209,19 @@ def render_history(states: Sequence[UnitState], limit: int) -> list[str]:
             at, event, version, result, who = (_field(v) for v in (e.at, e.event, e.version, e.result, e.who))
             rev = f" rev {_field(e.revision)}" if e.revision else ""
             lines.append(f"  {at} {event:<8} {version:<12} {result:<11} {who}{db}{rev}{phase}{why}")
-        lines += _helm_only(state)
+        lines += _helm_only(state, limit)
         lines += damaged_lines(state)
     return lines
 
 
-def _helm_only(state: UnitState) -> list[str]:
-    """Helm revisions the ledger does not name (made outside the pipeline, or by a run killed early)."""
+def _helm_only(state: UnitState, limit: int) -> list[str]:
+    """Helm revisions the ledger does not name (made outside the pipeline, or by a run killed early),
+    among the newest ``limit``; when only the ledger's end was read, only those newer than it."""
     recorded = {e.revision for e in state.journal if e.revision}
+    oldest = min((int(r) for r in recorded), default=0) if state.cut else 0
     lines = []
-    for r in state.facts.get("helm_history") or []:
-        if str(r["revision"]) not in recorded:
+    for r in (state.facts.get("helm_history") or [])[-limit:]:
+        if str(r["revision"]) not in recorded and r["revision"] > oldest:
             words = (r["updated"][:19], r["status"], r["app_version"] or "?", r["description"])
             lines.append(
                 f"  helm revision {r['revision']} not in the ledger: " + " ".join(_field(w) for w in words)

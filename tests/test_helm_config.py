@@ -173,3 +173,14 @@ def test_an_environment_variable_that_cannot_be_a_helm_setting_is_refused() -> N
     ]
     (line,) = problems({"INVOKE_PIPELINE_ENVIRONMENTS_K8S_PATH": "/srv/app"})
     assert line.startswith("INVOKE_PIPELINE_ENVIRONMENTS_K8S_PATH: no such setting")
+
+
+@pytest.mark.parametrize("version", ["1.2.3", "^15.0.0", "~1.2", ">=1.0.0 <2.0.0", "1.x"])
+def test_a_repository_chart_takes_a_version_or_a_semver_range(version: str) -> None:
+    assert environment(chart="bitnami/nginx", chart_version=version).chart_version == version
+
+
+@pytest.mark.parametrize("version", ["1.0; rm -rf /", "$(id)", "1.0\n2.0"])
+def test_a_chart_version_with_shell_or_control_characters_is_refused(version: str) -> None:
+    found = problems(chart="bitnami/nginx", chart_version=version)
+    assert any("chart_version" in line for line in found), found
