@@ -72,7 +72,7 @@ def test_a_good_release_then_a_crash_looping_one_rolls_back_to_the_recorded_revi
     assert second.code == 1, second.text
     data = json.loads(report.read_text())
     assert data["outcome"] == "rolled_back"
-    evidence = {e["what"]: e["text"] for e in data["evidence"]}
+    evidence = {e["kind"]: e["text"] for e in data["evidence"]}
     verdict = evidence["verdict"]
     assert "CrashLoopBackOff" in verdict and "container app" in verdict
     previous = next(text for what, text in evidence.items() if what.startswith("previous logs of"))
@@ -100,7 +100,7 @@ def test_an_image_that_does_not_exist_fails_fast_and_rolls_back(helm4: HelmProje
     run = helm4.invoke("deploy", "--env", "k8s", "--version", "2.0.0", "--report", str(report))
     assert run.code == 1, run.text
     data = json.loads(report.read_text())
-    verdict = next(e["text"] for e in data["evidence"] if e["what"] == "verdict")
+    verdict = next(e["text"] for e in data["evidence"] if e["kind"] == "verdict")
     assert "ImagePullBackOff" in verdict or "ErrImagePull" in verdict
     assert helm4.images() == {"1.0.0"}
     assert [r["status"] for r in helm4.history()][-1] == "deployed"
