@@ -41,7 +41,9 @@ class FakeCluster:
             return self
         self.server = ApiServer(self)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="kubefake-http", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="kubefake-http", daemon=True
+        )
         self.thread.start()
         self.controllers = Controllers(self.store, self.docker_host, self.node_ip, self.capacity)
         self.controllers.start()
