@@ -225,7 +225,9 @@ class Runtime:
 
 
 def docker_logs(client: Any, cid: str, tail: int | None, timestamps: bool) -> bytes:
-    """stdout and stderr in the order they were written (docker's own merge loses it: sort by timestamp)."""
+    """stdout and stderr merged by docker's timestamps (its own merge loses the order). Docker stamps a line
+    when it reads it from the pipe, so lines written within ~1 ms of each other on the two streams may
+    still come out swapped."""
     lines: list[tuple[bytes, int, bytes]] = []
     for order, (out, err) in enumerate(((True, False), (False, True))):
         raw = client.api.logs(cid, stdout=out, stderr=err, timestamps=True, tail="all")
