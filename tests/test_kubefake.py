@@ -399,3 +399,34 @@ def test_real_helm_installs_upgrades_rolls_back_and_uninstalls(
     assert cluster.objects("v1", "secrets", "default") == []
     kinds = {c for m, _, c in cluster.requests if m in ("POST", "PUT")}
     assert "application/vnd.kubernetes.protobuf" in kinds  # helm's release Secrets
+
+
+def test_kubectl_applies_prints_tables_and_rollout_undo_reuses_the_old_replicaset(
+    cluster: FakeCluster, tmp_path: Path
+) -> None:
+    kubectl = helm_binary(3).parent / "kubectl"  # scripts/helm-binaries unpacks kubectl beside helm
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig(tmp_path / "kubeconfig"))}
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n"
+        "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n"
+        "    spec: {containers: [{name: web, image: 'app:1'}]}\n"
+    )
+
+    def run(*args: str) -> str:
+        done = subprocess.run([str(kubectl), *args], env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    run("apply", "-f", str(manifest))
+    wait_for(lambda: cluster.objects("apps/v1", "replicasets", "default"))
+    run("set", "image", "deployment/web", "web=app:2")
+    wait_for(lambda: cluster.objects("apps/v1", "replicasets", "default"), count=2)
+    run("rollout", "undo", "deployment/web")
+    image = run("get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+    assert image == "app:1"
+    assert len(cluster.objects("apps/v1", "replicasets", "default")) == 2
+    header = run("get", "pods").splitlines()[0].split()
+    assert header == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    run("create", "configmap", "greeting", "--from-literal=hello=world")  # a protobuf body
+    assert cluster.get("v1", "configmaps", "default", "greeting")["data"] == {"hello": "world"}

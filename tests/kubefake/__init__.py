@@ -13,7 +13,7 @@ What it does not: one node and no scheduler beyond a requests-vs-capacity check;
 no DNS, no kube-proxy (reach pods through the proxy or their published ports); apply semantics are
 approximate (no managedFields, no conflicts between field managers); strategic merge is approximate;
 deletion is immediate (no finalizers, no graceful deletion); no admission, no validation, no auth (any
-token passes), plain http on 127.0.0.1. Timings (back-offs, probe periods) are scaled down: see pods.py.
+token passes), plain http on 127.0.0.1. Timings (back-offs, probe periods) are scaled down: see kubelet.py.
 
     from kubefake import FakeCluster
     with FakeCluster(docker_host=None) as cluster:   # API only: pods are scheduled but never run

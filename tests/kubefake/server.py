@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from . import discovery, patch, protobuf
+from . import discovery, patch, protobuf, tables
 from .selectors import field_selector, label_selector
 from .store import ApiError, Store, require_kind
 
@@ -162,7 +162,10 @@ class Handler(BaseHTTPRequestHandler):
         elif method == "GET" and route.sub == "scale":
             self.send_json(200, scale_of(store.must_get(route.gv, route.plural, route.namespace, route.name)))
         elif method == "GET":
-            self.send_json(200, store.must_get(route.gv, route.plural, route.namespace, route.name))
+            obj = store.must_get(route.gv, route.plural, route.namespace, route.name)
+            if tables.wants_table(self.headers.get("Accept") or ""):
+                obj = tables.table(kind.kind, [obj], store.rv, query.get("includeObject", ""))
+            self.send_json(200, obj)
         elif method == "POST" and not route.name:
             body = self.decoded_body()
             self.send_json(201, store.create(route.gv, route.plural, route.namespace, body, dry_run=dry_run))
@@ -253,6 +256,9 @@ class Handler(BaseHTTPRequestHandler):
         items, rv = self.server.cluster.store.list(
             route.gv, route.plural, route.namespace if kind.namespaced else None, self.matcher(query)
         )
+        if tables.wants_table(self.headers.get("Accept") or ""):
+            self.send_json(200, tables.table(kind.kind, items, rv, query.get("includeObject", "")))
+            return
         self.send_json(200, list_of(kind, items, rv))
 
     def patch(self, route: Route, query: dict[str, str], dry_run: bool) -> None:

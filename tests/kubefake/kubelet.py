@@ -19,47 +19,24 @@ kept until the next restart, for ``log?previous=true``.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import ipaddress
-import re
-import socket
 import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .common import quantity
 from .events import record
-from .store import ApiError, Store, now
+from .podenv import PodEnvironment, expand
+from .probes import Probes
+from .store import ApiError, now
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 POLL = 0.4
-PROBE_SCALE = 0.25
-GRACE_CAP = 5
 LABEL = "io.kubefake.cluster"
-SUBNETS = [f"172.{n}.0.0/16" for n in range(20, 32)] + [f"10.{n}.0.0/16" for n in range(120, 140)]
-UNITS = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "m": 1e-3,
-}
-
-
-def quantity(text: Any) -> float:
-    """A Kubernetes quantity (``500m``, ``64Mi``, ``2``) as a number (cores, bytes)."""
-    text = str(text).strip()
-    for unit in sorted(UNITS, key=len, reverse=True):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * UNITS[unit]
-    return float(text)
+GRACE_CAP = 5
 
 
 def stamp(docker_time: str) -> str:
@@ -90,177 +67,13 @@ class Box:
     probe_fails: dict[str, int] = field(default_factory=dict)
 
 
-class Runtime:
-    """The pods' containers on one Docker engine, and the workers that drive them."""
-
-    def __init__(self, store: Store, docker_host: str, node_ip: str) -> None:
-        self.store, self.docker_host, self.node_ip = store, docker_host, node_ip
-        self.cluster_id = uuid.uuid4().hex[:8]
-        self.client: Any = None
-        self.network: str | None = None
-        self.hosts: list[str] = []
-        self.workers: dict[str, PodWorker] = {}
-        self.started: set[str] = set()
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-
-    def start(self) -> None:
-        import docker
-
-        self.client = docker.DockerClient(base_url=self.docker_host, timeout=120)
-        ipam_pool, ipam_config = docker.types.IPAMPool, docker.types.IPAMConfig
-        for subnet in SUBNETS:
-            net = ipaddress.ip_network(subnet)
-            gateway = str(net.network_address + 1)
-            try:
-                self.client.networks.create(
-                    f"kubefake-{self.cluster_id}",
-                    driver="bridge",
-                    labels={LABEL: self.cluster_id},
-                    ipam=ipam_config(pool_configs=[ipam_pool(subnet=subnet, gateway=gateway)]),
-                )
-            except docker.errors.APIError:
-                continue
-            self.network = f"kubefake-{self.cluster_id}"
-            self.hosts = [str(h) for h in list(net.hosts())[1:4000]]
-            break
-
-    def allocate_ip(self) -> str | None:
-        with self.lock:
-            return self.hosts.pop(0) if self.hosts else None
-
-    def sync(self) -> None:
-        pods, _ = self.store.list("v1", "pods")
-        for pod in pods:
-            uid = pod["metadata"]["uid"]
-            if pod["spec"].get("nodeName") and uid not in self.workers and not self.stopping.is_set():
-                worker = PodWorker(self, pod)
-                self.workers[uid] = worker
-                worker.start()
-        for uid, worker in list(self.workers.items()):
-            if not worker.is_alive():
-                del self.workers[uid]
-
-    def stop(self) -> None:
-        """Stop every worker (each removes its containers), then anything left with our label, by id."""
-        self.stopping.set()
-        for worker in list(self.workers.values()):
-            worker.join(60)
-        if self.client is None:
-            return
-        left = {
-            c.id
-            for c in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.cluster_id}"})
-        }
-        for cid in left | self.started:
-            self.remove(cid, force=True)
-        if self.network:
-            with contextlib.suppress(Exception):
-                self.client.networks.get(self.network).remove()
-        self.client.close()
-
-    def remove(self, cid: str | None, timeout: int = 0, force: bool = False) -> None:
-        if not cid:
-            return
-        import docker
-
-        try:
-            container = self.client.containers.get(cid)
-            if not force and container.status == "running":
-                container.stop(timeout=timeout)
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as err:
-            if "removal of container" not in str(err) and "is already in progress" not in str(err):
-                raise
-        self.started.discard(cid)
-
-    # ------------------------------------------------------------------------------------------ reads
-    def worker(self, pod: dict[str, Any]) -> PodWorker | None:
-        return self.workers.get(pod["metadata"]["uid"])
-
-    def address(self, pod: dict[str, Any], target: Any) -> tuple[str, int] | None:
-        worker = self.worker(pod)
-        if worker is None:
-            return None
-        port = worker.container_port(target)
-        for box in worker.boxes.values():
-            if port in box.ports:
-                return self.node_ip, box.ports[port]
-        return None
-
-    def logs(
-        self, pod: dict[str, Any], container: str, previous: bool, tail: int | None, timestamps: bool
-    ) -> bytes:
-        worker = self.worker(pod)
-        name = pod["metadata"]["name"]
-        box = worker.boxes.get(container) if worker else None
-        if previous:
-            if box is None or box.last_state is None or not box.last_id:
-                raise ApiError(
-                    400,
-                    "BadRequest",
-                    f'previous terminated container "{container}" in pod "{name}" not found',
-                )
-            cid = box.last_id
-        elif box is not None and "waiting" in box.state and box.last_id:
-            cid = box.last_id
-        elif box is not None and box.id and "waiting" not in box.state:
-            cid = box.id
-        else:
-            reason = (
-                box.state.get("waiting", {}).get("reason", "ContainerCreating")
-                if box
-                else "ContainerCreating"
-            )
-            text = {
-                "ErrImagePull": "image can't be pulled",
-                "ImagePullBackOff": "trying and failing to pull image",
-            }.get(reason, reason)
-            raise ApiError(
-                400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: {text}'
-            )
-        return docker_logs(self.client, cid, tail, timestamps)
-
-
-def docker_logs(client: Any, cid: str, tail: int | None, timestamps: bool) -> bytes:
-    """stdout and stderr merged by docker's timestamps (its own merge loses the order). Docker stamps a line
-    when it reads it from the pipe, so lines written within ~1 ms of each other on the two streams may
-    still come out swapped."""
-    lines: list[tuple[bytes, int, bytes]] = []
-    for order, (out, err) in enumerate(((True, False), (False, True))):
-        raw = client.api.logs(cid, stdout=out, stderr=err, timestamps=True, tail="all")
-        for line in raw.splitlines(keepends=True):
-            ts, _, text = line.partition(b" ")
-            lines.append((ts, order, text))
-    lines.sort(key=lambda x: sortable(x[0]))  # stable: equal stamps keep stdout before stderr
-    if tail is not None:
-        lines = lines[-tail:] if tail > 0 else []
-    return b"".join((ts + b" " + text) if timestamps else text for ts, _, text in lines)
-
-
-def sortable(ts: bytes) -> bytes:
-    """RFC 3339 with the fraction padded to nanoseconds (docker trims zeros): bytes then sort as times."""
-    head, _, frac = ts.rstrip(b"Z").partition(b".")
-    return head + b"." + frac.ljust(9, b"0")
-
-
-def expand(text: str, env: dict[str, str]) -> str:
-    """``$(VAR)`` as the kubelet expands it in command, args and env values (``$$`` escapes)."""
-    return re.sub(
-        r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-        lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
-        text,
-    )
-
-
-class PodWorker(threading.Thread):
+class PodWorker(threading.Thread, Probes, PodEnvironment):
     """Drives one pod: pulls, creates, restarts, probes, reports status; removes its containers at the end."""
 
     def __init__(self, runtime: Runtime, pod: dict[str, Any]) -> None:
         super().__init__(name=f"kubefake-pod-{pod['metadata']['name']}", daemon=True)
         self.runtime, self.store = runtime, runtime.store
+        self.node_ip, self.docker = runtime.node_ip, runtime.client
         self.pod = pod
         self.uid = pod["metadata"]["uid"]
         self.ns, self.name = pod["metadata"]["namespace"], pod["metadata"]["name"]
@@ -360,7 +173,7 @@ class PodWorker(threading.Thread):
                     f"Container {box.name} failed liveness probe, will be restarted",
                 )
                 box.probe_fails["livenessProbe"] = 0
-                self.runtime.client.containers.get(box.id).kill()
+                self.docker.containers.get(box.id).kill()
             return
         if "running" in box.state or (
             "waiting" in box.state and box.state["waiting"]["reason"] == "ContainerCreating"
@@ -414,7 +227,7 @@ class PodWorker(threading.Thread):
         import docker
 
         try:
-            return dict(self.runtime.client.api.inspect_container(cid))
+            return dict(self.docker.api.inspect_container(cid))
         except docker.errors.NotFound:
             return None
 
@@ -422,7 +235,7 @@ class PodWorker(threading.Thread):
         import docker
 
         image, policy = spec["image"], spec.get("imagePullPolicy", "IfNotPresent")
-        client = self.runtime.client
+        client = self.docker
         try:
             present = client.images.get(image)
         except docker.errors.ImageNotFound:
@@ -469,71 +282,6 @@ class PodWorker(threading.Thread):
         )
         return True
 
-    def environment(self, spec: dict[str, Any]) -> dict[str, str]:
-        """The container's env (envFrom, then env); ApiError when a source is missing."""
-        ns, env = self.ns, {}
-
-        def source(plural: str, ref: dict[str, Any]) -> dict[str, str] | None:
-            obj = self.store.get("v1", plural, ns, ref.get("name", ""))
-            if obj is None:
-                if ref.get("optional"):
-                    return None
-                raise ApiError(400, "Missing", f'{plural[:-1]} "{ref.get("name")}" not found')
-            data = obj.get("data") or {}
-            if plural == "secrets":
-                return {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}
-            return dict(data)
-
-        for item in spec.get("envFrom") or []:
-            plural, ref = (
-                ("configmaps", item["configMapRef"])
-                if "configMapRef" in item
-                else ("secrets", item.get("secretRef", {}))
-            )
-            for k, v in (source(plural, ref) or {}).items():
-                env[item.get("prefix", "") + k] = v
-        for item in spec.get("env") or []:
-            if "valueFrom" not in item:
-                env[item["name"]] = expand(str(item.get("value", "")), env)
-                continue
-            frm = item["valueFrom"]
-            if "fieldRef" in frm:
-                env[item["name"]] = self.field(frm["fieldRef"]["fieldPath"])
-                continue
-            if "resourceFieldRef" in frm:
-                env[item["name"]] = "0"
-                continue
-            plural, ref = (
-                ("secrets", frm["secretKeyRef"])
-                if "secretKeyRef" in frm
-                else ("configmaps", frm["configMapKeyRef"])
-            )
-            data = source(plural, ref)
-            if data is None:
-                continue
-            if ref["key"] not in data:
-                if ref.get("optional"):
-                    continue
-                kind = "Secret" if plural == "secrets" else "ConfigMap"
-                raise ApiError(400, "Missing", f"couldn't find key {ref['key']} in {kind} {ns}/{ref['name']}")
-            env[item["name"]] = data[ref["key"]]
-        return env
-
-    def field(self, path: str) -> str:
-        meta = self.pod["metadata"]
-        m = re.match(r"metadata\.(labels|annotations)\['(.+)'\]", path)
-        if m:
-            return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
-        return {
-            "metadata.name": self.name,
-            "metadata.namespace": self.ns,
-            "metadata.uid": self.uid,
-            "status.podIP": self.ip or "",
-            "status.hostIP": self.runtime.node_ip,
-            "spec.nodeName": self.pod["spec"].get("nodeName", ""),
-            "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", "default"),
-        }.get(path, "")
-
     def create(self, box: Box, spec: dict[str, Any]) -> bool:
         import docker
 
@@ -565,7 +313,7 @@ class PodWorker(threading.Thread):
             },
             "init": True,
             "detach": True,
-            "ports": {f"{p}/tcp": (self.runtime.node_ip, None) for p in ports},
+            "ports": {f"{p}/tcp": (self.node_ip, None) for p in ports},
         }
         if spec.get("command"):
             kwargs["entrypoint"] = [expand(str(a), env) for a in spec["command"]]
@@ -581,10 +329,10 @@ class PodWorker(threading.Thread):
             kwargs["network"] = self.runtime.network
             first = not box.init and box.name == self.pod["spec"]["containers"][0]["name"]
             if first and self.ip:
-                endpoint = self.runtime.client.api.create_endpoint_config(ipv4_address=self.ip)
+                endpoint = self.docker.api.create_endpoint_config(ipv4_address=self.ip)
                 kwargs["networking_config"] = {self.runtime.network: endpoint}
         try:
-            container = self.runtime.client.containers.create(spec["image"], **kwargs)
+            container = self.docker.containers.create(spec["image"], **kwargs)
             self.runtime.started.add(container.id)
             record(self.store, self.pod, "Created", f"Created container {box.name}", field_path=where)
             container.start()
@@ -607,69 +355,6 @@ class PodWorker(threading.Thread):
         box.state = {"running": {"startedAt": stamp((info.get("State") or {}).get("StartedAt", ""))}}
         box.probe_next, box.probe_fails = {}, {}
         return True
-
-    # ------------------------------------------------------------------------------------------ probes
-    def probe(self, box: Box, spec: dict[str, Any], kind: str, default: bool) -> bool:
-        """The probe's verdict so far (runs it when due); True without a probe (readiness once running)."""
-        probe = spec.get(kind)
-        if not probe:
-            return default
-        t = time.monotonic()
-        due = box.probe_next.get(kind)
-        if due is None:
-            box.probe_next[kind] = t + float(probe.get("initialDelaySeconds", 0)) * PROBE_SCALE
-            return kind != "readinessProbe"
-        verdict_ok = box.probe_fails.get(kind, 0) == 0 and kind + ":ok" in box.probe_next
-        if t < due:
-            return (
-                verdict_ok
-                if kind == "readinessProbe"
-                else box.probe_fails.get(kind, 0) < int(probe.get("failureThreshold", 3))
-            )
-        box.probe_next[kind] = t + max(0.5, float(probe.get("periodSeconds", 10)) * PROBE_SCALE)
-        ok, detail = self.run_probe(box, probe)
-        if ok:
-            box.probe_fails[kind] = 0
-            box.probe_next[kind + ":ok"] = t
-            return True
-        box.probe_fails[kind] = box.probe_fails.get(kind, 0) + 1
-        name = "Readiness" if kind == "readinessProbe" else "Liveness"
-        record(
-            self.store,
-            self.pod,
-            "Unhealthy",
-            f"{name} probe failed: {detail}",
-            "Warning",
-            f"spec.containers{{{box.name}}}",
-        )
-        threshold = int(probe.get("failureThreshold", 3))
-        if kind == "readinessProbe":
-            return verdict_ok and box.probe_fails[kind] < threshold
-        return box.probe_fails[kind] < threshold
-
-    def run_probe(self, box: Box, probe: dict[str, Any]) -> tuple[bool, str]:
-        timeout = float(probe.get("timeoutSeconds", 1))
-        if "exec" in probe:
-            result = self.runtime.client.containers.get(box.id).exec_run(probe["exec"].get("command") or [])
-            return result.exit_code == 0, result.output.decode(errors="replace").strip()
-        action = probe.get("httpGet") or probe.get("tcpSocket") or {}
-        port = box.ports.get(self.container_port(action.get("port")) or -1)
-        if port is None:
-            return False, f"port {action.get('port')} is not published"
-        if "tcpSocket" in probe:
-            try:
-                with socket.create_connection((self.runtime.node_ip, port), timeout):
-                    return True, ""
-            except OSError as err:
-                return False, f"dial tcp {self.ip}:{action.get('port')}: {err}"
-        url = f"http://{self.runtime.node_ip}:{port}{action.get('path', '/')}"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                return 200 <= response.status < 400, f"HTTP probe failed with statuscode: {response.status}"
-        except urllib.error.HTTPError as err:
-            return False, f"HTTP probe failed with statuscode: {err.code}"
-        except OSError as err:
-            return False, f'Get "{url}": {err}'
 
     # ------------------------------------------------------------------------------------------ status
     def report(self, init_done: bool) -> None:
@@ -718,8 +403,8 @@ class PodWorker(threading.Thread):
         done_reason = "PodCompleted" if phase in ("Succeeded", "Failed") else "ContainersNotReady"
         status = {
             "phase": phase,
-            "hostIP": self.runtime.node_ip,
-            "hostIPs": [{"ip": self.runtime.node_ip}],
+            "hostIP": self.node_ip,
+            "hostIPs": [{"ip": self.node_ip}],
             "startTime": self.started_at,
             "qosClass": "BestEffort",
             "conditions": [
