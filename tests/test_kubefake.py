@@ -283,6 +283,7 @@ def test_a_deployment_gets_a_replicaset_and_pods_that_stay_pending_without_docke
             "metadata": {"name": "web"},
             "spec": {
                 "replicas": 2,
+                "progressDeadlineSeconds": 1,
                 "selector": {"matchLabels": {"app": "web"}},
                 "template": {
                     "metadata": {"labels": {"app": "web"}},
@@ -310,16 +311,51 @@ def test_a_deployment_gets_a_replicaset_and_pods_that_stay_pending_without_docke
     }
     assert {p["status"]["phase"] for p in pods} == {"Pending"}
 
+    def progressing() -> list[dict[str, Any]]:
+        status = cluster.get("apps/v1", "deployments", "default", "web").get("status", {})
+        return [
+            c for c in status.get("conditions", []) if c["type"] == "Progressing" and c["status"] == "False"
+        ]
+
+    assert wait_for(progressing)[0]["reason"] == "ProgressDeadlineExceeded"
+    cluster.store.delete("apps/v1", "deployments", "default", "web", "Background")
+    assert [p["metadata"]["name"] for p in cluster.objects("v1", "pods", "default")] == ["huge"]
+    assert cluster.objects("apps/v1", "replicasets", "default") == []
+
+
+def test_a_statefulset_creates_its_pods_in_order_and_waits_for_each(cluster: FakeCluster) -> None:
+    template = {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    spec = {
+        "replicas": 2,
+        "serviceName": "db",
+        "selector": {"matchLabels": {"app": "db"}},
+        "template": template,
+    }
+    cluster.store.create("apps/v1", "statefulsets", "default", {"metadata": {"name": "db"}, "spec": spec})
+    wait_for(
+        lambda: (
+            cluster.get("apps/v1", "statefulsets", "default", "db").get("status", {}).get("updateRevision")
+        )
+    )
+    status = cluster.get("apps/v1", "statefulsets", "default", "db")["status"]
+    assert [p["metadata"]["name"] for p in cluster.objects("v1", "pods", "default")] == [
+        "db-0"
+    ]  # never Ready
+    assert (status["replicas"], status["readyReplicas"], status["observedGeneration"]) == (1, 0, 1)
+    assert status["currentRevision"] == status["updateRevision"]
+
 
 def wait_for(probe: Any, count: int = 1, timeout: float = 5.0) -> Any:
-    """Poll ``probe`` until it returns at least ``count`` items (the controllers run every 0.3 s)."""
+    """Poll ``probe`` until it returns at least ``count`` items, or a non-empty string (the controllers run
+    every 0.3 s)."""
     import time
 
     deadline = time.monotonic() + timeout
     while True:
         found = probe()
-        if len(found) >= count or time.monotonic() > deadline:
-            assert len(found) >= count, f"only {found!r} after {timeout} s"
+        have = len(found) if found else 0
+        if have >= count or time.monotonic() > deadline:
+            assert have >= count, f"only {found!r} after {timeout} s"
             return found
         time.sleep(0.05)
 
