@@ -146,6 +146,88 @@ def test_a_deployment_becomes_ready_and_serves_through_the_service_proxy(
     }
     assert conditions == {"Available": "MinimumReplicasAvailable", "Progressing": "NewReplicaSetAvailable"}
 
+    doomed = sorted(pods)[0]
+    container = kube_cluster.get("v1", "pods", "default", doomed)["status"]["containerStatuses"][0][
+        "containerID"
+    ]
+    core(kube_cluster, tmp_path).delete_namespaced_pod(doomed, "default")
+    replaced = wait_until(
+        lambda: (
+            available()
+            and {p["metadata"]["name"] for p in kube_cluster.objects("v1", "pods", "default")} - pods
+        ),
+        30,
+        "a replacement pod, Ready",
+    )
+    assert len(replaced) == 1 and doomed not in replaced
+    engine = docker_engine(sandbox)
+    try:
+        wait_until(
+            lambda: not engine.containers.list(all=True, filters={"id": container.split("//")[1]}),
+            10,
+            "the deleted pod's container removed",
+        )
+    finally:
+        engine.close()
+
+
+def docker_engine(sandbox: dict[str, Any]) -> Any:
+    import docker
+
+    return docker.DockerClient(base_url=sandbox["kube_docker_host"])
+
+
+def test_statefulset_and_daemonset_pods_run_and_report_ready(
+    kube_cluster: FakeCluster, sandbox: dict[str, Any]
+) -> None:
+    def template(app: str) -> dict[str, Any]:
+        return {
+            "metadata": {"labels": {"app": app}},
+            "spec": {
+                "containers": [
+                    {"name": "main", "image": sandbox["busybox_image"], "command": ["sleep", "600"]}
+                ]
+            },
+        }
+
+    kube_cluster.store.create(
+        "apps/v1",
+        "statefulsets",
+        "default",
+        {
+            "metadata": {"name": "db"},
+            "spec": {
+                "replicas": 2,
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": template("db"),
+            },
+        },
+    )
+    kube_cluster.store.create(
+        "apps/v1",
+        "daemonsets",
+        "default",
+        {
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent")},
+        },
+    )
+
+    def rolled_out() -> bool:
+        sts = (kube_cluster.get("apps/v1", "statefulsets", "default", "db") or {}).get("status", {})
+        ds = (kube_cluster.get("apps/v1", "daemonsets", "default", "agent") or {}).get("status", {})
+        return (
+            sts.get("readyReplicas") == 2
+            and sts.get("currentRevision") == sts.get("updateRevision")
+            and ds.get("numberReady") == 1
+            and ds.get("updatedNumberScheduled") == 1
+        )
+
+    wait_until(rolled_out, 30, "StatefulSet 2/2 and DaemonSet 1/1 ready")
+    names = sorted(p["metadata"]["name"] for p in kube_cluster.objects("v1", "pods", "default"))
+    assert names[0].startswith("agent-") and names[1:] == ["db-0", "db-1"]
+
 
 def test_a_crashing_container_backs_off_and_keeps_its_previous_logs(
     kube_cluster: FakeCluster, sandbox: dict[str, Any], tmp_path: Path
@@ -314,6 +396,14 @@ def test_jobs_reach_postgresql_or_fail_with_their_logs(
     ] * 2
     kube_cluster.store.delete("batch/v1", "jobs", "default", "broken", "Background")
     assert not [p for p in kube_cluster.objects("v1", "pods", "default") if p["metadata"]["name"] in broken]
+
+
+def test_a_job_past_its_active_deadline_is_killed(kube_cluster: FakeCluster, sandbox: dict[str, Any]) -> None:
+    job(kube_cluster, "slow", sandbox["busybox_image"], ["sleep", "600"], activeDeadlineSeconds=2)
+    failed = wait_until(lambda: job_condition(kube_cluster, "slow"), 30, "slow finished")
+    assert (failed["type"], failed["reason"]) == ("Failed", "DeadlineExceeded")
+    assert kube_cluster.get("batch/v1", "jobs", "default", "slow")["status"].get("active", 0) == 0
+    assert not kube_cluster.objects("v1", "pods", "default")  # its running pod was deleted
 
 
 @pytest.mark.parametrize("major", [3, 4])
