@@ -29,6 +29,16 @@ CHART = {
     "values.yaml": "image: app:1\nenv: {}\n",
     "templates/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cfg\n"
     "data:\n  image: {{ .Values.image | quote }}\n",
+    "templates/hook.yaml": """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-hook
+  annotations:
+    helm.sh/hook: pre-install,pre-upgrade
+    helm.sh/hook-delete-policy: before-hook-creation
+data:
+  image: {{ .Values.image | quote }}
+""",
     "templates/deployment.yaml": """apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -418,9 +428,12 @@ def test_real_helm_installs_upgrades_rolls_back_and_uninstalls(
     run("upgrade", "--install", "demo", str(chart), "--set", "env.DEBUG=1")
     assert container()["env"] == [{"name": "DEBUG", "value": "1"}]
     run("upgrade", "--install", "demo", str(chart), "--set", "image=app:2")
-    assert container()["image"] == "app:2" and not container().get(
-        "env"
-    )  # removed on upgrade (SSA prune in 4)
+    assert container()["image"] == "app:2"
+    assert not container().get("env")  # removed by the upgrade (helm 4: server-side apply prunes it)
+    assert cluster.get("v1", "configmaps", "default", "demo-hook")["data"] == {"image": "app:2"}  # a hook
+    assert any(
+        path.startswith("/openapi/v3/api") for _, path, _ in cluster.requests
+    )  # validated, no flag needed
     run("rollback", "demo", "1")
     assert container()["image"] == "app:1"
     history = json.loads(run("history", "demo", "-o", "json"))
