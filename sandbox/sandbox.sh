@@ -4,6 +4,7 @@
 #   install  idempotent: apt packages, the Compose v2 plugin, a python venv (docker SDK + paramiko) for smoke.sh,
 #            the bookworm+python3+alembic rootfs tarball (mmdebstrap, cached); ~0.3 s when already done
 #   up       bridge 10.200.0.1/24, N fake hosts 10.200.0.N (netns + own dockerd + own sshd :22),
+#            a pod engine 10.200.0.30 (netns sbx-k, dockerd only: the tests' fake Kubernetes node),
 #            image registry 10.200.0.1:15000, PostgreSQL 15 on 10.200.0.1/127.0.0.1:15432 (shared database
 #            `app` + one database `app_hN` per host), base images pushed to the registry; writes
 #            $SANDBOX_DIR/env and env.json. Refuses (exit 3, one line) while a sandbox runs, from this
@@ -28,6 +29,7 @@ NET=10.200.0            # /24, ours only
 GW=$NET.1               # bridge address in the root netns: registry, postgres
 BR=sbxbr0               # bridge name
 BUILD_IP=$NET.254       # netns sbx-b: the runner-side "build" docker engine (imports + pushes base images)
+KUBE_IP=$NET.30         # netns sbx-k: the docker engine the tests' fake Kubernetes runs its pods on
 REG=$GW:15000
 PGPORT=15432
 APP_PORT=8000
@@ -70,7 +72,8 @@ lock() {
 pidfiles() {  # $1 dir: the pidfiles of the daemons a sandbox in that dir starts
   local d=$1
   printf '%s\n' "$d"/hosts/*/sshd.pid "$d"/hosts/*/dockerd.pid "$d"/hosts/*/dockerd.spawn.pid \
-      "$d"/build/dockerd.pid "$d"/build/dockerd.spawn.pid "$d/registry/registry.pid" "$d/pg/postgres.pid" \
+      "$d"/build/dockerd.pid "$d"/build/dockerd.spawn.pid "$d"/kube/dockerd.pid "$d"/kube/dockerd.spawn.pid \
+      "$d/registry/registry.pid" "$d/pg/postgres.pid" \
       "$d/pg/data/postmaster.pid"
 }
 live_daemons() {  # $1 dir: PIDs of its daemons still alive (a pidfile's PID whose command line names $1/)
@@ -111,7 +114,7 @@ check_free() {  # refuse while a sandbox runs (here or in another SANDBOX_DIR); 
   fi
   pids=$(netns_daemons)   # e.g. started by an older sandbox.sh that wrote no owner file
   [ -z "$pids" ] || refuse "${owner:-unknown}" "$pids"
-  if [ -n "$(ip netns list 2>/dev/null | awk '$1 ~ /^sbx-(h[0-9]+|b)$/')" ] || ip link show "$BR" >/dev/null 2>&1; then
+  if [ -n "$(ip netns list 2>/dev/null | awk '$1 ~ /^sbx-(h[0-9]+|b|k)$/')" ] || ip link show "$BR" >/dev/null 2>&1; then
     log "cleaning up the leftovers of an earlier run (no daemon of it is alive)"
   fi
   down >/dev/null 2>&1
@@ -122,6 +125,7 @@ case $S in /*) ;; *) die "SANDBOX_DIR must be absolute: $S" ;; esac
 [ ${#S} -le 48 ] || die "SANDBOX_DIR too long (${#S} > 48 chars): unix socket paths must stay < 108"
 for i in $HOSTS; do
   [[ $i =~ ^[0-9]+$ ]] && [ "$i" -ge 2 ] && [ "$i" -le 250 ] || die "SANDBOX_HOSTS entries must be 2..250, got '$i'"
+  [ "$NET.$i" != "$KUBE_IP" ] || die "SANDBOX_HOSTS may not hold ${KUBE_IP##*.}: $KUBE_IP is the pod engine (sbx-k)"
 done
 
 # ---------------------------------------------------------------------------------------------- install
@@ -241,6 +245,7 @@ up_net() {
   local i
   for i in $HOSTS; do add_netns "sbx-h$i" "sbxv$i" "$NET.$i"; done
   add_netns sbx-b sbxvb "$BUILD_IP"
+  add_netns sbx-k sbxvk "$KUBE_IP"
 }
 
 up_ssh_client() {
@@ -281,6 +286,7 @@ up_hosts() {
     echo $! >"$d/sshd.pid"
   done
   start_dockerd build "$S/build" sbx-b
+  start_dockerd kube "$S/kube" sbx-k   # no sshd: only the fake Kubernetes (tests/kubefake) talks to it
 }
 
 up_registry() {
@@ -400,9 +406,10 @@ up_images() {  # base images for the example app -> local registry (cached: tarb
   fi
   if [ "$PREPULL" = 1 ]; then  # every host pulls once now (as a real server would have them cached)
     local i pids=() p
-    for i in $HOSTS; do
-      ( docker -H "unix://$(host_dir "$i")/docker.sock" pull -q "$PY_IMAGE" >/dev/null &&
-        docker -H "unix://$(host_dir "$i")/docker.sock" pull -q "$BB_IMAGE" >/dev/null ) &
+    local engine
+    for engine in $(for i in $HOSTS; do echo "$(host_dir "$i")/docker.sock"; done) "$S/kube/docker.sock"; do
+      ( docker -H "unix://$engine" pull -q "$PY_IMAGE" >/dev/null &&
+        docker -H "unix://$engine" pull -q "$BB_IMAGE" >/dev/null ) &
       pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || die "pull failed"; done   # only these jobs
@@ -425,6 +432,8 @@ write_env() {
     echo "export SANDBOX_BIN='$S/bin'"
     echo "export SANDBOX_DOCKER_CONFIG='$DOCKER_CONFIG'"
     echo "export SANDBOX_BUILD_DOCKER_HOST='unix://$S/build/docker.sock'"
+    echo "export SANDBOX_KUBE_DOCKER_HOST='unix://$S/kube/docker.sock'   # the fake Kubernetes node's engine"
+    echo "export SANDBOX_KUBE_IP='$KUBE_IP'"
     echo "export SANDBOX_REGISTRY='$REG'"
     echo "export SANDBOX_BASE_IMAGE='$PY_IMAGE'"
     echo "export SANDBOX_BUSYBOX_IMAGE='$BB_IMAGE'"
@@ -451,7 +460,7 @@ write_env() {
     echo "export DOCKER_CONFIG='$DOCKER_CONFIG'"
     echo "export PATH=\"$S/bin:\$PATH\""
   } >"$S/env.tmp" && mv "$S/env.tmp" "$S/env"
-  S="$S" HOSTS="$HOSTS" NET=$NET GW=$GW PGPORT=$PGPORT REG=$REG PY_IMAGE=$PY_IMAGE BB_IMAGE=$BB_IMAGE \
+  S="$S" HOSTS="$HOSTS" NET=$NET KUBE_IP=$KUBE_IP GW=$GW PGPORT=$PGPORT REG=$REG PY_IMAGE=$PY_IMAGE BB_IMAGE=$BB_IMAGE \
   APP_SRC=$APP_SRC APP_PORT=$APP_PORT DOCKER_CONFIG=$DOCKER_CONFIG python3 - <<'PY'
 import json, os
 e = os.environ; S = e["S"]
@@ -469,6 +478,7 @@ for n in e["HOSTS"].split():
 env = {"dir": S, "hosts": hosts, "ssh_config": f"{S}/ssh/config", "ssh_key": f"{S}/ssh/id_ed25519",
        "known_hosts": f"{S}/ssh/known_hosts", "home": f"{S}/home", "bin": f"{S}/bin",
        "docker_config": e["DOCKER_CONFIG"], "build_docker_host": f"unix://{S}/build/docker.sock",
+       "kube_docker_host": f"unix://{S}/kube/docker.sock", "kube_ip": e["KUBE_IP"],
        "registry": e["REG"], "base_image": e["PY_IMAGE"], "busybox_image": e["BB_IMAGE"],
        "pg_url": f"postgresql://postgres@127.0.0.1:{e['PGPORT']}/postgres", "app_src": e["APP_SRC"],
        "db_name": "app", "db_url": f"postgresql://postgres@{e['GW']}:{e['PGPORT']}/app",
@@ -490,12 +500,13 @@ up() {
   lock
   check_free   # refuses (exit 3) while a sandbox runs; else cleans up the leftovers of a dead one
   [ "${SANDBOX_SKIP_INSTALL:-0}" = 1 ] || install
-  rm -rf "$S/hosts" "$S/pg" "$S/run" "$S/env" "$S/env.json" "$S"/build/dockerd*.pid "$S/down.log"
-  mkdir -p "$S/run" "$S/build"
+  rm -rf "$S/hosts" "$S/pg" "$S/run" "$S/env" "$S/env.json" "$S"/build/dockerd*.pid "$S"/kube/dockerd*.pid "$S/down.log"
+  mkdir -p "$S/run" "$S/build" "$S/kube"
   t=$(now_ms)
   up_net; up_ssh_client; up_hosts; up_registry; up_postgres
   for i in $HOSTS; do wait_for 300 docker -H "unix://$(host_dir "$i")/docker.sock" version; done
   wait_for 300 docker -H "unix://$S/build/docker.sock" version
+  wait_for 300 docker -H "unix://$S/kube/docker.sock" version
   wait_for 100 curl -sf -m 1 "http://$REG/v2/"
   for i in $HOSTS; do
     wait_for 100 ssh-keyscan -T 1 "$NET.$i"
@@ -532,7 +543,7 @@ wait_gone() {  # $1 timeout (0.1 s steps), pids...
 }
 netns_pids() {  # PIDs whose network namespace is one of ours (sshd sessions, dockerd, containerd, shims)
   local ns ino inos="" p
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^sbx-(h[0-9]+|b)$'); do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^sbx-(h[0-9]+|b|k)$'); do
     ino=$(stat -L -c %i "/run/netns/$ns" 2>/dev/null) && inos="$inos $ino"
   done
   [ -n "$inos" ] || return 0
@@ -563,7 +574,7 @@ down() {
     runuser -u postgres -- "$(pgbin)/pg_ctl" -D "$S/pg/data" -m fast -w -t 20 stop >/dev/null 2>&1 || kill_pidfile "$S/pg/postgres.pid" KILL
   fi
   # 2. docker engines (they stop their containers, containerd and shims)
-  for f in "$S"/hosts/*/dockerd*.pid "$S"/build/dockerd*.pid; do
+  for f in "$S"/hosts/*/dockerd*.pid "$S"/build/dockerd*.pid "$S"/kube/dockerd*.pid; do
     [ -s "$f" ] || continue; p=$(cat "$f"); running "$p" && ours "$p" || continue
     [[ " ${pids[*]} " == *" $p "* ]] && continue
     kill -TERM "$p"; pids+=("$p")
@@ -571,7 +582,7 @@ down() {
   [ ${#pids[@]} -eq 0 ] || wait_gone 200 "${pids[@]}" || { log "dockerd did not stop in 20 s: KILL"; kill -KILL "${pids[@]}" 2>/dev/null; }
   if ! network_is_ours; then
     log "network belongs to the sandbox in $(cat "$OWNER" 2>/dev/null || echo 'another SANDBOX_DIR'): stopped only what $S started"
-    rm -f "$S"/hosts/*/sshd.pid "$S"/hosts/*/dockerd*.pid "$S"/build/dockerd*.pid "$S/registry/registry.pid" "$S/pg/postgres.pid"
+    rm -f "$S"/hosts/*/sshd.pid "$S"/hosts/*/dockerd*.pid "$S"/build/dockerd*.pid "$S"/kube/dockerd*.pid "$S/registry/registry.pid" "$S/pg/postgres.pid"
     set -e; return 0
   fi
   # 3. anything still alive in our namespaces / container cgroups (only after an unclean run)
@@ -585,8 +596,8 @@ down() {
   done
   # 4. mounts dockerd leaves under its roots (they pin a netns alive), then the netns, links, rules, cgroups
   awk -v s="$S/" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  for f in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^sbx-(h[0-9]+|b)$'); do ip netns del "$f"; done
-  for f in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^sbxv([0-9]+|b)$'); do ip link del "$f" 2>/dev/null; done
+  for f in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^sbx-(h[0-9]+|b|k)$'); do ip netns del "$f"; done
+  for f in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^sbxv([0-9]+|b|k)$'); do ip link del "$f" 2>/dev/null; done
   ip link del "$BR" 2>/dev/null
   if [ -s "$S/run/iptables" ]; then
     while read -r chain _pos rule; do iptables -D "$chain" $rule 2>/dev/null; done <"$S/run/iptables"
@@ -597,7 +608,7 @@ down() {
     find "$f" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null; rmdir "$f" 2>/dev/null
   done
   [ ! -s "$OWNER" ] || [ "$(cat "$OWNER")" != "$S" ] || rm -f "$OWNER"
-  rm -f "$S"/hosts/*/sshd.pid "$S"/hosts/*/dockerd*.pid "$S"/build/dockerd*.pid "$S/registry/registry.pid" "$S/pg/postgres.pid" "$S/run/netns"
+  rm -f "$S"/hosts/*/sshd.pid "$S"/hosts/*/dockerd*.pid "$S"/build/dockerd*.pid "$S"/kube/dockerd*.pid "$S/registry/registry.pid" "$S/pg/postgres.pid" "$S/run/netns"
   set -e
   return 0
 }
@@ -605,7 +616,7 @@ down() {
 # ---------------------------------------------------------------------------------------------- status
 status() {
   local f name any=""
-  for f in "$S"/hosts/*/dockerd.pid "$S"/hosts/*/sshd.pid "$S/build/dockerd.pid" "$S/registry/registry.pid" "$S/pg/postgres.pid"; do
+  for f in "$S"/hosts/*/dockerd.pid "$S"/hosts/*/sshd.pid "$S/build/dockerd.pid" "$S/kube/dockerd.pid" "$S/registry/registry.pid" "$S/pg/postgres.pid"; do
     [ -s "$f" ] || continue
     name=${f#"$S"/}; name=${name%.pid}
     if alive "$f"; then printf '%-22s pid %-7s running\n' "$name" "$(cat "$f")"; any=1
@@ -624,6 +635,7 @@ status() {
       [ -S "$(host_dir "$i")/docker.sock" ] || continue
       echo "h$i ($NET.$i) containers: $(docker -H "unix://$(host_dir "$i")/docker.sock" ps --format '{{.Names}}:{{.Status}}' 2>/dev/null | tr '\n' ' ')"
     done
+    [ -S "$S/kube/docker.sock" ] && echo "kube ($KUBE_IP) containers: $(docker -H "unix://$S/kube/docker.sock" ps --format '{{.Names}}:{{.Status}}' 2>/dev/null | tr '\n' ' ')"
     [ -s "$S/env" ] && echo "env: source $S/env   (or $S/env.json)"
     return 0
   fi
@@ -648,6 +660,6 @@ case "${1:-}" in
   down) t0=$(now_ms); lock; down; log "down in $(( $(now_ms) - t0 )) ms" ;;
   status) status ;;
   origin) origin ;;
-  clean) lock; down; rm -rf "$S/hosts" "$S/pg" "$S/run" "$S/registry" "$S/build" "$S/origin" "$S/env" "$S/env.json" "$S/down.log" ;;
+  clean) lock; down; rm -rf "$S/hosts" "$S/pg" "$S/run" "$S/registry" "$S/build" "$S/kube" "$S/origin" "$S/env" "$S/env.json" "$S/down.log" ;;
   *) echo "usage: $0 install|up|down|status|origin|clean" >&2; exit 2 ;;
 esac

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubefake import FakeCluster
 from sandboxlib import (
     SANDBOX,
     SANDBOX_REFUSED,
@@ -78,6 +79,33 @@ def sandbox() -> Iterator[dict[str, Any]]:
         down = subprocess.run([str(SANDBOX), "down"], capture_output=True, text=True, timeout=300)
         if down.returncode == 0:
             log.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def kube_cluster(sandbox: dict[str, Any]) -> Iterator[FakeCluster]:
+    """A fake Kubernetes cluster (tests/kubefake) whose pods run on the sandbox's pod engine (10.200.0.30,
+    netns sbx-k) and reach the registry and PostgreSQL as the hosts do. Stopped after the test; then no
+    container of it may be left on that engine."""
+    import docker
+
+    cluster = FakeCluster(
+        docker_host=sandbox["kube_docker_host"],
+        node_ip=sandbox["kube_ip"],
+        capacity={"cpu": "2", "memory": "4Gi"},
+    )
+    cluster.start()
+    assert cluster.controllers is not None and cluster.controllers.runtime is not None
+    label = f"io.kubefake.cluster={cluster.controllers.runtime.cluster_id}"
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+    engine = docker.DockerClient(base_url=sandbox["kube_docker_host"])
+    try:
+        left = engine.containers.list(all=True, filters={"label": label})
+    finally:
+        engine.close()
+    assert not left, f"containers of the fake cluster outlived it: {[c.name for c in left]}"
 
 
 @pytest.fixture
