@@ -52,7 +52,8 @@ class Engine(RollingBack):
             holder = state.lock.describe()
             if state.interrupted():
                 raise LockHeld(
-                    f"{state.name}: run {state.lock.run} ({holder}) was interrupted before it finished: "
+                    f"{state.name}: run {state.lock.run} ({holder}) holds the lock and has not recorded its "
+                    f"outcome: if it is still running, wait for it; if it was interrupted, "
                     f"`invoke rollback --env {self.name}` finishes its rollback"
                 )
             raise LockHeld(

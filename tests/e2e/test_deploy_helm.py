@@ -93,17 +93,34 @@ def test_a_good_release_then_a_crash_looping_one_rolls_back_to_the_recorded_revi
     print(f"crash-looping release: verdict, evidence and rollback in {seconds:.1f} s")
 
 
-def test_an_image_that_does_not_exist_fails_fast_and_rolls_back(helm4: HelmProject, tmp_path: Path) -> None:
+def test_an_image_that_does_not_exist_fails_fast_in_the_rollout_and_in_the_migration_job(
+    helm4: HelmProject, tmp_path: Path
+) -> None:
     assert helm4.invoke("deploy", "--env", "k8s").code == 0
     helm4.release("2.0.0", push=False)
     report = tmp_path / "report.json"
+    run = helm4.invoke(
+        "deploy", "--env", "k8s", "--version", "2.0.0", "--skip", "migrate", "--report", str(report)
+    )
+    assert run.code == 1, run.text
+    data = json.loads(report.read_text())
+    rollout = next(h for h in data["health"] if h["check"] == "rollout")
+    assert "ImagePullBackOff" in rollout["detail"] or "ErrImagePull" in rollout["detail"], rollout
+    assert rollout["seconds"] < 15, rollout
+    assert any(e["kind"] == "verdict" for e in data["evidence"])
+    assert helm4.images() == {"1.0.0"}
+    assert [r["status"] for r in helm4.history()][-1] == "deployed"
+
+    # With migrations, the Job is the first to run the new image: it fails at once, naming the pull.
     run = helm4.invoke("deploy", "--env", "k8s", "--version", "2.0.0", "--report", str(report))
     assert run.code == 1, run.text
     data = json.loads(report.read_text())
-    verdict = next(e["text"] for e in data["evidence"] if e["kind"] == "verdict")
-    assert "ImagePullBackOff" in verdict or "ErrImagePull" in verdict
+    failed = next(s for s in data["stages"] if s["status"] == "failed")
+    assert failed["name"] == "migrate", data["stages"]
+    assert "ImagePullBackOff" in failed["detail"] or "ErrImagePull" in failed["detail"], failed
+    assert failed["seconds"] < 30, failed
     assert helm4.images() == {"1.0.0"}
-    assert [r["status"] for r in helm4.history()][-1] == "deployed"
+    assert helm4.revision() == "0003"
 
 
 def test_a_failing_migration_job_rolls_back_and_leaves_the_database_unchanged(helm4: HelmProject) -> None:
@@ -156,9 +173,7 @@ def test_a_run_killed_mid_upgrade_leaves_pending_upgrade_and_rollback_recovers(h
     assert history[-1]["status"] == "pending-upgrade"
     refused = helm.invoke("deploy", "--env", "k8s", "--version", "2.0.0")
     assert refused.code == 5, refused.text
-    assert (
-        "was interrupted before it finished: `invoke rollback --env k8s` finishes its rollback" in refused.err
-    )
+    assert "if it was interrupted, `invoke rollback --env k8s` finishes its rollback" in refused.err
 
     run = helm.invoke("rollback", "--env", "k8s")
     assert run.code == 0, run.text
@@ -182,7 +197,9 @@ def test_two_deploys_at_once_the_second_exits_5_naming_the_first(helm4: HelmProj
     second = helm4.invoke("deploy", "--env", "k8s", "--version", "2.0.0")
     out, err = first.communicate(timeout=300)
     assert second.code == 5, second.text
-    assert "holds the lock" in second.err and "2.0.0" in second.err
+    assert (
+        "holds the lock" in second.err and "(2.0.0)" in second.err and "if it is still running" in second.err
+    )
     assert first.returncode == 0, out + err
     assert helm4.images() == {"2.0.0"}
 
