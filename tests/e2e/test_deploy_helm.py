@@ -162,6 +162,25 @@ def test_sigterm_mid_upgrade_rolls_back(helm4: HelmProject) -> None:
     assert not [j for j in helm4.jobs() if (j.get("status") or {}).get("active")]
 
 
+def test_sigterm_while_helm_upgrade_runs_stops_it_and_rolls_back(helm4: HelmProject) -> None:
+    assert helm4.invoke("deploy", "--env", "k8s").code == 0
+    helm4.release("2.0.0", "hook", "slow")
+    process = helm4.start("deploy", "--env", "k8s", "--version", "2.0.0")
+    wait_for(lambda: any(r["status"] == "pending-upgrade" for r in helm4.history()), 90)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 1, out + err
+    assert "cancelled (SIGTERM received); rolled back to 1.0.0" in out + err
+    history = helm4.history()
+    assert history[-1]["status"] == "deployed" and history[-1]["description"] == "Rollback to 1", history
+    assert helm4.images() == {"1.0.0"}
+    assert helm4.lease() is None
+    assert [(e["version"], e["result"]) for e in helm4.ledger()][-2:] == [
+        ("2.0.0", "rolled_back"),
+        ("1.0.0", "restored"),
+    ]
+
+
 def test_a_run_killed_mid_upgrade_leaves_pending_upgrade_and_rollback_recovers(helm: HelmProject) -> None:
     assert helm.invoke("deploy", "--env", "k8s").code == 0
     helm.release("2.0.0", "hook", "slow")
@@ -227,6 +246,13 @@ def test_rollback_to_a_named_release_and_on_call_views(helm4: HelmProject) -> No
     assert {p["images"][0].rsplit(":", 1)[1] for p in unit["pods"]} == {"1.0.0"}
     text = helm4.invoke("history", "--env", "k8s")
     assert text.code == 0 and " rev 1" in text.out, text.text
+    health = helm4.invoke("health", "--env", "k8s")
+    assert health.code == 0 and "ok   e2e-" in health.out and "rollout" in health.out, health.text
+    migrate = helm4.invoke("migrate", "--env", "k8s")
+    assert migrate.code == 0, migrate.text
+    assert helm4.revision() == "0003"  # 1.0.0's own head: nothing to do
+    unlock = helm4.invoke("unlock", "--env", "k8s")
+    assert unlock.code == 0 and "not locked" in unlock.out, unlock.text
     dry = helm4.invoke("deploy", "--env", "k8s", "--version", "3.0.0", "--dry-run")
     assert dry.code == 0, dry.text
     assert "upgrade app" in dry.out and "--atomic" not in dry.out and "--wait" not in dry.out
