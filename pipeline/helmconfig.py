@@ -18,8 +18,10 @@ from pipeline.environments import (
 
 
 class HelmMigrateConfig(Section, frozen=True):
-    """Migrations in a Job made from a workload of the new release: its image, env and service account."""
+    """Migrations in a Job made from a workload of the new release (its image, env and service account),
+    or (``run: exec``) in a running pod of that workload."""
 
+    run: Literal["job", "exec"] = "job"
     workload: str = ""  # `Kind/name` in the release whose pod template the Job copies; default its first
     container: str = ""  # the container of that template; default its first
     command: str = "alembic upgrade head"

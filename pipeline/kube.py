@@ -183,6 +183,51 @@ class Kube:
         except (HTTPError, OSError) as exc:
             raise KubeError(f"the API server cannot be reached: {type(exc).__name__}: {exc}") from None
 
+    def exec(
+        self, pod: str, container: str, argv: list[str], timeout: float, interrupt: Any = None
+    ) -> tuple[int | None, str, str]:
+        """Run argv in a container (the API server's exec): exit code, stdout, stderr. The code is None
+        when ``timeout`` passed or ``interrupt()`` said stop first; the stream is closed then."""
+        import time
+
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.stream import stream
+        from urllib3.exceptions import HTTPError
+
+        try:
+            client = stream(
+                self.core.connect_get_namespaced_pod_exec, pod, self.namespace, command=argv,
+                container=container or None, stdout=True, stderr=True, stdin=False, tty=False,
+                _preload_content=False, _request_timeout=max(1.0, min(timeout, REQUEST_TIMEOUT)),
+            )  # fmt: skip
+        except ApiException as exc:
+            raise _translated(exc) from None
+        except (HTTPError, OSError) as exc:
+            raise KubeError(f"exec in {pod} failed: {type(exc).__name__}: {exc}") from None
+        out: list[str] = []
+        err: list[str] = []
+        end = time.monotonic() + timeout
+        try:
+            while client.is_open():
+                if time.monotonic() >= end or (interrupt is not None and interrupt()):
+                    return None, "".join(out), "".join(err)
+                client.update(timeout=min(0.5, max(0.0, end - time.monotonic())))
+                if client.peek_stdout():
+                    out.append(client.read_stdout())
+                if client.peek_stderr():
+                    err.append(client.read_stderr())
+            out.append(client.read_stdout() or "")
+            err.append(client.read_stderr() or "")
+            try:
+                code = client.returncode
+            except (KeyError, IndexError, TypeError, ValueError):
+                code = 1
+            return (1 if code is None else int(code)), "".join(out), "".join(err)
+        except (OSError, ValueError) as exc:  # the websocket broke
+            raise KubeError(f"exec in {pod} broke off: {type(exc).__name__}: {exc}") from None
+        finally:
+            client.close()
+
     def _api(self, kind: str) -> Any:
         return {
             "configmap": self.core, "pod": self.core, "event": self.core, "service": self.core,

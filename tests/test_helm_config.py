@@ -138,7 +138,7 @@ def test_an_unknown_key_in_a_helm_environment_suggests_from_helms_own_keys() -> 
     assert problems(hosts=["web1"]) == [f"{AT}.hosts: unknown key (known: {HELM_KEYS})"]
     assert problems(migrate={"wrkload": "Deployment/web"}) == [
         f"{AT}.migrate.wrkload: unknown key (did you mean `workload`?) "
-        "(known: workload, container, command, current, downgrade, heads)"
+        "(known: run, workload, container, command, current, downgrade, heads)"
     ]
 
 
