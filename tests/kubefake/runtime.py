@@ -58,7 +58,7 @@ class Runtime:
             return self.hosts.pop(0) if self.hosts else None
 
     def sync(self) -> None:
-        pods, _ = self.store.list("v1", "pods")
+        pods, _ = self.store.select("v1", "pods")
         for pod in pods:
             uid = pod["metadata"]["uid"]
             if pod["spec"].get("nodeName") and uid not in self.workers and not self.stopping.is_set():
