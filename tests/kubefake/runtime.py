@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import shutil
+import tempfile
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 from .kubelet import LABEL, PodWorker
@@ -36,6 +39,7 @@ class Runtime:
         import docker
 
         self.client = docker.DockerClient(base_url=self.docker_host, timeout=120)
+        self.root = Path(tempfile.mkdtemp(prefix=f"kubefake-{self.cluster_id}-"))  # pod volumes
         ipam_pool, ipam_config = docker.types.IPAMPool, docker.types.IPAMConfig
         for subnet in SUBNETS:
             net = ipaddress.ip_network(subnet)
@@ -86,6 +90,7 @@ class Runtime:
             with contextlib.suppress(Exception):
                 self.client.networks.get(self.network).remove()
         self.client.close()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def remove(self, cid: str | None, timeout: int = 0, force: bool = False) -> None:
         if not cid:
