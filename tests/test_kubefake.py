@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,10 +71,18 @@ def helm_binary(major: int) -> Path:
     return path
 
 
+def fake_threads() -> list[str]:
+    """Threads of a fake cluster still alive: its server, request handlers, controllers, pod workers."""
+    names = [t.name for t in threading.enumerate()]
+    return [n for n in names if n.startswith("kubefake") or "process_request_thread" in n]
+
+
 @pytest.fixture
 def cluster() -> Iterator[FakeCluster]:
+    """An API-only fake cluster; every thread of it is gone after the test."""
     with FakeCluster(docker_host=None) as c:
         yield c
+    assert fake_threads() == []
 
 
 @pytest.fixture

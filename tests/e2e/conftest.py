@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ def kube_cluster(sandbox: dict[str, Any]) -> Iterator[FakeCluster]:
     finally:
         engine.close()
     assert not left, f"containers of the fake cluster outlived it: {[c.name for c in left]}"
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("kubefake")]
+    assert not threads, f"threads of the fake cluster outlived it: {threads}"
 
 
 @pytest.fixture

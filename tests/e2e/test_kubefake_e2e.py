@@ -449,7 +449,10 @@ def test_real_helm_waits_for_the_rollout_and_rolls_back(
         "message=two",
     ]
     helm_run("upgrade", "--install", "web", str(chart), *second)
-    assert serving() == ({sandbox["base_image"]}, "two")
+    # helm returns once the new pods are Ready; the old ones go a moment later, as on a real cluster
+    wait_until(
+        lambda: serving() == ({sandbox["base_image"]}, "two"), 15, "only the new pods after the upgrade"
+    )
     took = helm_run("rollback", "web", "1")
     print(f"helm {major} rollback --wait: {took:.1f} s")
     wait_until(
@@ -457,3 +460,49 @@ def test_real_helm_waits_for_the_rollout_and_rolls_back(
     )
     replicasets = kube_cluster.objects("apps/v1", "replicasets", "default")
     assert len(replicasets) == 2  # the rollback reused the first ReplicaSet
+
+
+def test_init_containers_and_volumes_prepare_the_app_and_a_failing_liveness_probe_restarts_it(
+    kube_cluster: FakeCluster, sandbox: dict[str, Any], tmp_path: Path
+) -> None:
+    kube_cluster.store.create(
+        "v1", "configmaps", "default", {"metadata": {"name": "settings"}, "data": {"greeting": "hello\n"}}
+    )
+    mounts = [
+        {"name": "work", "mountPath": "/work"},
+        {"name": "conf", "mountPath": "/conf", "readOnly": True},
+    ]
+    init = {
+        "name": "prepare",
+        "image": sandbox["busybox_image"],
+        "volumeMounts": mounts,
+        "command": ["sh", "-c", "cp /conf/greeting /work/page"],
+    }
+    main = {
+        "name": "main",
+        "image": sandbox["busybox_image"],
+        "volumeMounts": mounts[:1],
+        "command": ["sh", "-c", "cat /work/page; exec sleep 600"],
+        "livenessProbe": {"exec": {"command": ["test", "-e", "/work/alive"]}, "failureThreshold": 1},
+    }
+    pod(
+        kube_cluster,
+        "prepared",
+        main,
+        initContainers=[init],
+        volumes=[{"name": "work", "emptyDir": {}}, {"name": "conf", "configMap": {"name": "settings"}}],
+    )
+    restarted = wait_until(
+        lambda: (s := container_state(kube_cluster, "prepared")).get("restartCount", 0) >= 1 and s,
+        30,
+        "a restart after the liveness probe failed",
+    )
+    assert restarted["lastState"]["terminated"]["exitCode"] == 137
+    prepared = kube_cluster.get("v1", "pods", "default", "prepared")["status"]["initContainerStatuses"][0]
+    assert prepared["state"]["terminated"]["reason"] == "Completed"
+    api = core(kube_cluster, tmp_path)
+    assert api.read_namespaced_pod_log("prepared", "default", container="main", previous=True) == "hello\n"
+    killing = [
+        e["message"] for e in kube_cluster.objects("v1", "events", "default") if e["reason"] == "Killing"
+    ]
+    assert killing == ["Container main failed liveness probe, will be restarted"]

@@ -91,7 +91,7 @@ class FakeCluster:
 
     def objects(self, group_version: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every stored object of a kind (in one namespace, or all)."""
-        items, _ = self.store.list(group_version, plural, namespace)
+        items, _ = self.store.select(group_version, plural, namespace)
         return items
 
     # ------------------------------------------------------------------------------------------ pods I/O
@@ -145,7 +145,7 @@ class FakeCluster:
                 raise ApiError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
             target = chosen.get("targetPort", chosen["port"])
             selector = svc["spec"].get("selector") or {}
-            pods, _ = self.store.list(
+            pods, _ = self.store.select(
                 "v1",
                 "pods",
                 namespace,

@@ -65,9 +65,9 @@ class Controllers(DeploymentControl, WorkloadControl):
             ("statefulsets", self.statefulset),
             ("daemonsets", self.daemonset),
         ):
-            for obj in self.store.list("apps/v1", kind)[0]:
+            for obj in self.store.select("apps/v1", kind)[0]:
                 reconcile(obj)
-        for job in self.store.list("batch/v1", "jobs")[0]:
+        for job in self.store.select("batch/v1", "jobs")[0]:
             self.job(job)
         self.schedule()
         if self.runtime is not None:
@@ -135,7 +135,7 @@ class Controllers(DeploymentControl, WorkloadControl):
 
     # ------------------------------------------------------------------------------------------ scheduler
     def schedule(self) -> None:
-        pods, _ = self.store.list("v1", "pods")
+        pods, _ = self.store.select("v1", "pods")
         used: dict[str, float] = {}
         for pod in pods:
             if pod["spec"].get("nodeName") and active(pod):

@@ -34,7 +34,7 @@ def record(
     if field_path:
         involved["fieldPath"] = field_path
     with store.lock:
-        same, _ = store.list(
+        same, _ = store.select(
             "v1",
             "events",
             ns,

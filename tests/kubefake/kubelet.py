@@ -14,7 +14,8 @@ Networking: one Docker bridge network per cluster; each pod's first container ge
 get addresses of their own (no shared network namespace, no localhost between them). Container ports
 (and probe ports) are published on the node IP with random host ports; probes and proxies go there.
 Init containers run one after the other before the app containers. The previous (exited) container is
-kept until the next restart, for ``log?previous=true``.
+kept until the next restart, for ``log?previous=true``. Volumes: see volumes.py. Logs cannot be followed
+(``follow=true`` returns what there is so far).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import volumes
 from .common import quantity
 from .events import record
 from .podenv import PodEnvironment, expand
@@ -78,6 +80,7 @@ class PodWorker(threading.Thread, Probes, PodEnvironment):
         self.uid = pod["metadata"]["uid"]
         self.ns, self.name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         self.ip = runtime.allocate_ip()
+        self.volume_root = runtime.root / self.uid
         self.started_at = now()
         specs = [(c, True) for c in pod["spec"].get("initContainers") or []] + [
             (c, False) for c in pod["spec"]["containers"]
@@ -113,6 +116,7 @@ class PodWorker(threading.Thread, Probes, PodEnvironment):
             for cid in {box.id, box.last_id}:
                 self.runtime.remove(cid, timeout=grace, force=not graceful)
             box.id = box.last_id = None
+        volumes.remove(self.volume_root)
 
     def spec_of(self, name: str) -> dict[str, Any]:
         return next(
@@ -293,6 +297,13 @@ class PodWorker(threading.Thread, Probes, PodEnvironment):
             record(self.store, self.pod, "Failed", f"Error: {err.message}", "Warning", where)
             box.backoff_until = time.monotonic() + 2.0  # the kubelet retries too, with a back-off
             return False
+        try:
+            mounts = volumes.binds(spec, volumes.prepare(self.store, self.volume_root, self.pod))
+        except ApiError as err:
+            box.state = {"waiting": {"reason": "ContainerCreating"}}
+            record(self.store, self.pod, "FailedMount", err.message, "Warning")
+            box.backoff_until = time.monotonic() + 2.0
+            return False
         ports = {int(p["containerPort"]) for p in spec.get("ports") or []}
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             action = (spec.get(probe) or {}).get("httpGet") or (spec.get(probe) or {}).get("tcpSocket")
@@ -302,6 +313,7 @@ class PodWorker(threading.Thread, Probes, PodEnvironment):
         kwargs: dict[str, Any] = {
             "name": f"k8s_{box.name}_{self.name}_{self.ns}_{self.runtime.cluster_id}_{box.restarts}",
             "environment": env,
+            "volumes": mounts,
             "working_dir": spec.get("workingDir"),
             "hostname": self.name[:63],
             "labels": {

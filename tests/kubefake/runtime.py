@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import shutil
+import tempfile
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 from .kubelet import LABEL, PodWorker
@@ -36,6 +39,7 @@ class Runtime:
         import docker
 
         self.client = docker.DockerClient(base_url=self.docker_host, timeout=120)
+        self.root = Path(tempfile.mkdtemp(prefix=f"kubefake-{self.cluster_id}-"))  # pod volumes
         ipam_pool, ipam_config = docker.types.IPAMPool, docker.types.IPAMConfig
         for subnet in SUBNETS:
             net = ipaddress.ip_network(subnet)
@@ -58,7 +62,7 @@ class Runtime:
             return self.hosts.pop(0) if self.hosts else None
 
     def sync(self) -> None:
-        pods, _ = self.store.list("v1", "pods")
+        pods, _ = self.store.select("v1", "pods")
         for pod in pods:
             uid = pod["metadata"]["uid"]
             if pod["spec"].get("nodeName") and uid not in self.workers and not self.stopping.is_set():
@@ -86,6 +90,7 @@ class Runtime:
             with contextlib.suppress(Exception):
                 self.client.networks.get(self.network).remove()
         self.client.close()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def remove(self, cid: str | None, timeout: int = 0, force: bool = False) -> None:
         if not cid:

@@ -202,7 +202,7 @@ class Handler(BaseHTTPRequestHandler):
                     ),
                 )
             else:
-                items, _ = store.list(
+                items, _ = store.select(
                     route.gv, route.plural, route.namespace if kind.namespaced else None, self.matcher(query)
                 )
                 for item in items:
@@ -254,7 +254,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_list(self, route: Route, query: dict[str, str]) -> None:
         kind = require_kind(route.gv, route.plural)
-        items, rv = self.server.cluster.store.list(
+        items, rv = self.server.cluster.store.select(
             route.gv, route.plural, route.namespace if kind.namespaced else None, self.matcher(query)
         )
         if tables.wants_table(self.headers.get("Accept") or ""):
@@ -336,7 +336,7 @@ class Handler(BaseHTTPRequestHandler):
         rv_text = query.get("resourceVersion", "")
         initial = query.get("sendInitialEvents") == "true" or rv_text in ("", "0")
         if initial:
-            items, rv = store.list(route.gv, route.plural, ns, match)
+            items, rv = store.select(route.gv, route.plural, ns, match)
         else:
             items, rv = [], int(rv_text)
             store.events_after(rv)  # 410 when too old

@@ -113,7 +113,7 @@ class Store:
             raise not_found(require_kind(gv, plural), name)
         return obj
 
-    def list(
+    def select(
         self,
         gv: str,
         plural: str,
@@ -130,7 +130,7 @@ class Store:
 
     def owned_by(self, owner: dict[str, Any], gv: str, plural: str) -> list[dict[str, Any]]:
         uid = owner["metadata"]["uid"]
-        items, _ = self.list(
+        items, _ = self.select(
             gv,
             plural,
             owner["metadata"].get("namespace", ""),
@@ -334,8 +334,9 @@ class Store:
                 propagation = "Orphan" if kind.kind == "Job" else "Background"
             uid = obj["metadata"]["uid"]
             if kind.kind == "Namespace":
-                for dep in [k for k in self.objects if k[2] == name and k[0:2] != ("v1", "namespaces")]:
-                    self.delete(*dep, propagation="Background")
+                for inside in [k for k in self.objects if k[2] == name and k[0:2] != ("v1", "namespaces")]:
+                    if inside in self.objects:
+                        self.delete(*inside, propagation="Background")
             for dep_key, dep in list(self.objects.items()):
                 refs = dep["metadata"].get("ownerReferences") or []
                 if not any(r.get("uid") == uid for r in refs) or dep_key not in self.objects:
