@@ -270,3 +270,24 @@ def test_helm_missing_or_a_bad_kubeconfig_exits_2_before_anything_changes(helm4:
     assert "kube_context" in run.err
     assert helm4.history() == []
     assert helm4.lease() is None
+
+
+def test_migrations_by_exec_run_in_a_ready_pod_and_fall_back_to_a_job_when_none_gets_ready(
+    helm4: HelmProject,
+) -> None:
+    helm4.configure(migrate={**helm4.environment["migrate"], "run": "exec", "workload": "Deployment/app"})
+    assert helm4.invoke("deploy", "--env", "k8s").code == 0
+    assert helm4.revision() == "0003"
+    helm4.release("2.0.0", "migration", "good")
+    run = helm4.invoke("deploy", "--env", "k8s", "--version", "2.0.0")
+    assert run.code == 0, run.text
+    assert helm4.revision() == "0004"
+    assert not [
+        j for j in helm4.jobs() if j["metadata"]["labels"].get("invoke-pipeline/purpose") == "migrate"
+    ]
+
+    helm4.release("3.0.0", "health", "crash", "migration", "good")
+    run = helm4.invoke("deploy", "--env", "k8s", "--version", "3.0.0")
+    assert run.code == 1, run.text
+    assert helm4.revision() == "0004"  # downgraded by a Job: no pod of 3.0.0 ever got ready
+    assert helm4.images() == {"2.0.0"}

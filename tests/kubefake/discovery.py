@@ -60,7 +60,7 @@ KINDS = [
     Kind("v1", "secrets", "Secret"),
     Kind("v1", "services", "Service", short_names=("svc",), subresources=("status", "proxy")),
     Kind("v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
-    Kind("v1", "pods", "Pod", short_names=("po",), subresources=("status", "log", "proxy")),
+    Kind("v1", "pods", "Pod", short_names=("po",), subresources=("status", "log", "proxy", "exec")),
     Kind("v1", "events", "Event", short_names=("ev",)),
     Kind(
         "v1",

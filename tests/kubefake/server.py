@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from . import discovery, patch, protobuf, tables
+from . import discovery, execws, patch, protobuf, tables
 from .selectors import field_selector, label_selector
 from .store import ApiError, Store, require_kind
 
@@ -149,6 +149,9 @@ class Handler(BaseHTTPRequestHandler):
         route = parse_route(path)
         if route is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if route.sub == "exec" and route.plural == "pods" and method in ("GET", "POST"):
+            execws.serve(self, route.namespace, route.name)
+            return
         if route.sub in ("log", "proxy") and route.plural in ("pods", "services"):
             self.subresource_io(method, route, query)
             return
