@@ -97,7 +97,7 @@ def parse_state(unit: str, code: int, out: str, err: str) -> UnitState:
             sections[current].append(line)
     journal = sections.get("journal", [])
     size = "".join(sections.get("size", [])).strip()
-    cut = size.isdigit() and int(size) > JOURNAL_BYTES
+    cut = size.isascii() and size.isdigit() and (len(size) > 18 or int(size) > JOURNAL_BYTES)
     if cut:
         journal = journal[1:]  # the first line is cut short
     if len(journal) > JOURNAL_LINES + 1:  # one more: the empty line the section ends with
