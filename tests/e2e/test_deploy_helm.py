@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helmlib import HelmProject, make_helm_project, wait_for
+from helmlib import make_helm_project
+from helmproject import HelmProject, wait_for
 from kubefake import FakeCluster
 
 pytestmark = pytest.mark.e2e
