@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helmlib import HelmProject, make_helm_project  # noqa: E402
+from helmlib import make_helm_project  # noqa: E402
+from helmproject import HelmProject  # noqa: E402
 from kubefake import FakeCluster  # noqa: E402
 from sandboxlib import SANDBOX, STATE  # noqa: E402
 
@@ -50,13 +51,14 @@ def verdict_seconds(data: dict[str, Any]) -> tuple[float, str]:
 def helm_wait(project: HelmProject, version: str, timeout: int) -> float:
     """`helm upgrade --install --wait` of the same crash-looping release, in its own namespace."""
     namespace = project.namespace + "-wait"
-    values = project.project.work / "deploy" / "sandbox.yaml"
+    work, env = project.repository.work, project.repository.env(project.helm_env)
+    values = work / "deploy" / "sandbox.yaml"
     started = time.perf_counter()
     subprocess.run(
-        [str(project.helm_binary), "upgrade", "--install", "waiting", str(project.project.work / "chart"),
+        [str(project.helm_binary), "upgrade", "--install", "waiting", str(work / "chart"),
          "--namespace", namespace, "--create-namespace", "--values", str(values),
          "--set-string", f"image.tag={version}", "--wait", "--timeout", f"{timeout}s"],
-        capture_output=True, text=True, env={**project.project.env(project.helm_env)}, timeout=timeout + 60,
+        capture_output=True, text=True, env=env, timeout=timeout + 60,
     )  # fmt: skip
     return time.perf_counter() - started
 
@@ -107,8 +109,8 @@ def main() -> None:
                     _, data = deploy(project, missing, Path(tmp) / f"m{n}.json")
                     pulls.append(verdict_seconds(data))
                 waited = helm_wait(project, crash, args.compare_wait) if args.compare_wait else None
-                helm_env = project.project.env(project.helm_env)
-                with_helm = list_seconds(project.project.work, helm_env)
+                helm_env = project.repository.env(project.helm_env)
+                with_helm = list_seconds(project.repository.work, helm_env)
             finally:
                 project.close()
     finally:

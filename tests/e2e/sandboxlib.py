@@ -15,22 +15,19 @@ import shutil
 import stat
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from apprepo import Repository, Webhook, checkout_app
+
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = ROOT / "sandbox" / "sandbox.sh"
-APP = ROOT / "examples" / "app"
 STATE = Path(os.environ.get("SANDBOX_DIR", "/tmp/sbx"))
-WEBHOOK_TOKEN = "s3cr3t-webhook-token"
 PERHOST_COMPOSE = "compose.perhost.yaml"  # the api's DATABASE_URL is the host's own database
 SANDBOX_REFUSED = 3  # exit code of `sandbox.sh up` when a sandbox is already running
 CONTROL_DIR_VARIABLE = "PIPELINE_SSH_CONTROL_DIR"
@@ -44,54 +41,11 @@ def unavailable() -> str | None:
     return None
 
 
-class Webhook:
-    """A loopback HTTP server that records what the notify stage posts to it."""
-
-    def __init__(self) -> None:
-        received = self.received = []  # type: list[dict[str, Any]]
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append({"path": self.path, "json": json.loads(body)})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook?token={WEBHOOK_TOKEN}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
 @dataclass
-class Run:
-    """A finished ``invoke`` run."""
-
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
-
-
-@dataclass
-class Project:
+class Project(Repository):
     """A team's repository deployed to the sandbox hosts, and what a user checks afterwards."""
 
     sandbox: dict[str, Any]
-    work: Path
-    origin: Path
-    webhook: Webhook
     environment: dict[str, Any] = field(default_factory=dict)
     control_dir: Path | None = None  # PIPELINE_SSH_CONTROL_DIR of the invoke runs (one per test)
 
@@ -99,10 +53,6 @@ class Project:
     def hosts(self) -> list[dict[str, Any]]:
         """Every sandbox host (three by default), in ``env.json``'s order."""
         return list(self.sandbox["hosts"])
-
-    def git(self, *args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=self.work, capture_output=True, text=True, check=True)
-        return done.stdout.strip()
 
     def configure(self, **changes: Any) -> None:
         """Rewrite invoke.yaml with changes to the environment, and commit it."""
@@ -119,56 +69,10 @@ class Project:
             self.git("commit", "-q", "-m", "chore: configure the deploy")
             self.git("push", "-q", "origin", "HEAD:main")
 
-    def release(self, version: str, *changes: str) -> str:
-        """Make a release with ``examples/app/variant.sh`` changes: commit, changelog, tag, push."""
-        subprocess.run(
-            [str(APP / "variant.sh"), str(self.work), "version", version, *changes],
-            check=True,
-            capture_output=True,
-        )
-        changelog = self.work / "CHANGELOG.md"
-        text = changelog.read_text().replace(
-            "## [Unreleased]\n",
-            f"## [Unreleased]\n\n## [{version}] - {date.today()}\n\n- {' '.join(changes) or 'release'}.\n",
-            1,
-        )
-        changelog.write_text(text)
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", f"feat: release {version}")
-        self.git("tag", "-a", f"v{version}", "-m", f"Release v{version}")
-        self.git("push", "-q", "origin", "HEAD:main", f"v{version}")
-        return self.git("rev-parse", "HEAD")
-
-    def invoke(self, *args: str, env: dict[str, str] | None = None) -> Run:
-        done = subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
-            cwd=self.work,
-            env=self.env(env),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        return Run(done.returncode, done.stdout, done.stderr)
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        """Start ``invoke`` in the background (the caller waits for it)."""
-        return subprocess.Popen(
-            [sys.executable, "-m", "invoke", *args],
-            cwd=self.work,
-            env=self.env(None),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
     def env(self, extra: dict[str, str] | None) -> dict[str, str]:
-        environment = {**os.environ, "DEPLOY_WEBHOOK": self.webhook.url}
-        if self.control_dir is not None:
-            environment[CONTROL_DIR_VARIABLE] = str(self.control_dir)
-        environment.update(extra or {})
-        environment["PYTHONPATH"] = str(ROOT)
-        environment.pop("GITHUB_ACTIONS", None)
-        return environment
+        if self.control_dir is None:
+            return super().env(extra)
+        return super().env({CONTROL_DIR_VARIABLE: str(self.control_dir), **(extra or {})})
 
     def serving(self, host: dict[str, Any]) -> dict[str, Any]:
         """What /health answers on a host (the version that serves)."""
@@ -291,17 +195,8 @@ def environment(sandbox: dict[str, Any], origin: Path) -> dict[str, Any]:
 def make_project(sandbox: dict[str, Any], directory: Path, control_dir: Path | None = None) -> Project:
     """The example app as a team's repository in ``directory``: release 1.0.0 tagged and pushed.
     ``control_dir`` becomes PIPELINE_SSH_CONTROL_DIR of its invoke runs."""
-    origin, work = directory / "origin.git", directory / "work"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
-    shutil.copytree(APP, work, ignore=shutil.ignore_patterns("__pycache__"))
-    (work / "tasks.py").write_text("from pipeline.tasks import ns  # noqa: F401\n")
-    (work / ".gitignore").write_text("__pycache__/\n")
-    (work / "CHANGELOG.md").write_text(
-        f"# Changelog\n\n## [Unreleased]\n\n## [1.0.0] - {date.today()}\n\n- First release.\n"
-    )
-    project = Project(sandbox, work, origin, Webhook(), environment(sandbox, origin), control_dir)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
-    project.git("remote", "add", "origin", str(origin))
+    origin, work = checkout_app(directory)
+    project = Project(work, origin, Webhook(), sandbox, environment(sandbox, origin), control_dir)
     project.configure()  # commits everything
     project.git("tag", "-a", "v1.0.0", "-m", "Release v1.0.0")
     project.git("push", "-q", "origin", "main", "v1.0.0")

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from sandboxlib import PERHOST_COMPOSE, WEBHOOK_TOKEN, Project, processes_naming, state_dir
+from apprepo import WEBHOOK_TOKEN
+from sandboxlib import PERHOST_COMPOSE, Project, processes_naming, state_dir
 
 pytestmark = pytest.mark.e2e
 

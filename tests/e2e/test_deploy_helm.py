@@ -1,22 +1,21 @@
-"""Deploys with the real helm 3 and helm 4 to the fake Kubernetes API server, broken on purpose.
+"""The Helm scenarios (``tests/helmscenarios.py``) with the real helm 3 and helm 4 against the fake
+Kubernetes API server.
 
 The API server is a fake (``tests/kubefake``), but what it runs is real: pods are containers on the
-sandbox's kube engine, pulled from the sandbox registry, reaching its PostgreSQL. Each test checks what
-a user would: ``helm history``, which image the pods run, the database revision, the ledger, the report
-and the exit code.
+sandbox's kube engine, pulled from the sandbox registry, reaching its PostgreSQL. The same scenarios run
+on a real cluster in ``tests/kind/test_helm_kind.py``.
 """
 
 from __future__ import annotations
 
-import json
-import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import helmscenarios as scenario
 import pytest
-from helmlib import HelmProject, make_helm_project, wait_for
+from helmlib import make_helm_project
+from helmproject import HelmProject
 from kubefake import FakeCluster
 
 pytestmark = pytest.mark.e2e
@@ -54,240 +53,52 @@ def helm4(sandbox: dict[str, Any], cluster: FakeCluster, tmp_path: Path) -> Iter
 def test_a_good_release_then_a_crash_looping_one_rolls_back_to_the_recorded_revision(
     helm: HelmProject, tmp_path: Path
 ) -> None:
-    first = helm.invoke("deploy", "--env", "k8s")
-    assert first.code == 0, first.text
-    assert helm.images() == {"1.0.0"}
-    assert helm.revision() == "0003"
-    assert [(e["version"], e["result"], e["revision"]) for e in helm.ledger()][-1] == (
-        "1.0.0",
-        "healthy",
-        "1",
-    )
-
-    helm.release("2.0.0", "health", "crash", "migration", "good")
-    report = tmp_path / "report.json"
-    started = time.monotonic()
-    second = helm.invoke("deploy", "--env", "k8s", "--version", "2.0.0", "--report", str(report))
-    seconds = time.monotonic() - started
-    assert second.code == 1, second.text
-    data = json.loads(report.read_text())
-    assert data["outcome"] == "rolled_back"
-    evidence = {e["kind"]: e["text"] for e in data["evidence"]}
-    verdict = evidence["verdict"]
-    assert "CrashLoopBackOff" in verdict and "container app" in verdict
-    previous = next(text for what, text in evidence.items() if what.startswith("previous logs of"))
-    assert previous.strip(), evidence  # the crashed container's own last words
-    assert any(what.startswith("events of") and "BackOff" in text for what, text in evidence.items())
-    assert helm.images() == {"1.0.0"}
-    assert helm.revision() == "0003"  # downgraded with 2.0.0's own scripts, in a Job
-    history = helm.history()
-    assert [(r["revision"], r["status"]) for r in history] == [
-        (1, "superseded"),
-        (2, "superseded"),
-        (3, "deployed"),
-    ]
-    assert history[-1]["description"] == "Rollback to 1"
-    ledger = [(e["version"], e["result"], e["revision"]) for e in helm.ledger()]
-    assert ledger[-2:] == [("2.0.0", "rolled_back", "2"), ("1.0.0", "restored", "3")]
-    assert helm.lease() is None
-    print(f"crash-looping release: verdict, evidence and rollback in {seconds:.1f} s")
+    scenario.a_good_release_then_a_crash_looping_one_rolls_back_to_the_recorded_revision(helm, tmp_path)
 
 
 def test_an_image_that_does_not_exist_fails_fast_in_the_rollout_and_in_the_migration_job(
     helm4: HelmProject, tmp_path: Path
 ) -> None:
-    assert helm4.invoke("deploy", "--env", "k8s").code == 0
-    helm4.release("2.0.0", push=False)
-    report = tmp_path / "report.json"
-    run = helm4.invoke(
-        "deploy", "--env", "k8s", "--version", "2.0.0", "--skip", "migrate", "--report", str(report)
-    )
-    assert run.code == 1, run.text
-    data = json.loads(report.read_text())
-    rollout = next(h for h in data["health"] if h["check"] == "rollout")
-    assert "ImagePullBackOff" in rollout["detail"] or "ErrImagePull" in rollout["detail"], rollout
-    assert rollout["seconds"] < 15, rollout
-    assert any(e["kind"] == "verdict" for e in data["evidence"])
-    assert helm4.images() == {"1.0.0"}
-    assert [r["status"] for r in helm4.history()][-1] == "deployed"
-
-    # With migrations, the Job is the first to run the new image: it fails at once, naming the pull.
-    run = helm4.invoke("deploy", "--env", "k8s", "--version", "2.0.0", "--report", str(report))
-    assert run.code == 1, run.text
-    data = json.loads(report.read_text())
-    failed = next(s for s in data["stages"] if s["status"] == "failed")
-    assert failed["name"] == "migrate", data["stages"]
-    assert "ImagePullBackOff" in failed["detail"] or "ErrImagePull" in failed["detail"], failed
-    assert failed["seconds"] < 30, failed
-    assert helm4.images() == {"1.0.0"}
-    assert helm4.revision() == "0003"
+    scenario.an_image_that_does_not_exist_fails_fast_in_the_rollout_and_in_the_migration_job(helm4, tmp_path)
 
 
 def test_a_failing_migration_job_rolls_back_and_leaves_the_database_unchanged(helm4: HelmProject) -> None:
-    assert helm4.invoke("deploy", "--env", "k8s").code == 0
-    helm4.release("3.0.0", "migration", "fail")
-    run = helm4.invoke("deploy", "--env", "k8s", "--version", "3.0.0")
-    assert run.code == 1, run.text
-    assert "the Job" in run.text and "failed" in run.text
-    assert helm4.revision() == "0003"
-    assert "half_done_0004" not in helm4.columns("items")
-    assert helm4.images() == {"1.0.0"}
-    failed = [j for j in helm4.jobs() if (j.get("status") or {}).get("failed")]
-    assert failed, "the failed migration Job is kept for inspection"
+    scenario.a_failing_migration_job_rolls_back_and_leaves_the_database_unchanged(helm4)
 
 
 def test_a_first_install_that_fails_is_kept_and_reported(helm4: HelmProject) -> None:
-    helm4.release("1.0.1", "health", "crash")
-    run = helm4.invoke("deploy", "--env", "k8s", "--version", "1.0.1")
-    assert run.code == 1, run.text
-    assert "kept for inspection" in run.out
-    assert [r["revision"] for r in helm4.history()] == [1]
-    assert helm4.images() == {"1.0.1"}
+    scenario.a_first_install_that_fails_is_kept_and_reported(helm4)
 
 
 def test_sigterm_mid_upgrade_rolls_back(helm4: HelmProject) -> None:
-    assert helm4.invoke("deploy", "--env", "k8s").code == 0
-    helm4.release("2.0.0", "migration", "slow")
-    process = helm4.start("deploy", "--env", "k8s", "--version", "2.0.0")
-    wait_for(lambda: any(j["metadata"]["labels"].get("invoke-pipeline/purpose") == "migrate" and
-                         (j.get("status") or {}).get("active") for j in helm4.jobs()), 90)  # fmt: skip
-    time.sleep(1.5)
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 1, out + err
-    assert "cancelled (SIGTERM received); rolled back to 1.0.0" in out + err
-    assert helm4.images() == {"1.0.0"}
-    assert helm4.revision() == "0003"
-    assert helm4.lease() is None
-    assert not [j for j in helm4.jobs() if (j.get("status") or {}).get("active")]
+    scenario.sigterm_mid_upgrade_rolls_back(helm4)
 
 
 def test_sigterm_while_helm_upgrade_runs_stops_it_and_rolls_back(helm4: HelmProject) -> None:
-    assert helm4.invoke("deploy", "--env", "k8s").code == 0
-    helm4.release("2.0.0", "hook", "slow")
-    process = helm4.start("deploy", "--env", "k8s", "--version", "2.0.0")
-    wait_for(lambda: any(r["status"] == "pending-upgrade" for r in helm4.history()), 90)
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 1, out + err
-    assert "cancelled (SIGTERM received); rolled back to 1.0.0" in out + err
-    history = helm4.history()
-    assert history[-1]["status"] == "deployed" and history[-1]["description"] == "Rollback to 1", history
-    assert helm4.images() == {"1.0.0"}
-    assert helm4.lease() is None
-    assert [(e["version"], e["result"]) for e in helm4.ledger()][-2:] == [
-        ("2.0.0", "rolled_back"),
-        ("1.0.0", "restored"),
-    ]
-
-
-def test_a_run_killed_mid_upgrade_leaves_pending_upgrade_and_rollback_recovers(helm: HelmProject) -> None:
-    assert helm.invoke("deploy", "--env", "k8s").code == 0
-    helm.release("2.0.0", "hook", "slow")
-    process = helm.start("deploy", "--env", "k8s", "--version", "2.0.0")
-    wait_for(lambda: any(r["status"] == "pending-upgrade" for r in helm.history()), 90)
-    helm.kill(process)  # what a CI runner's SIGKILL does: the run and its helm die at once
-
-    history = helm.history()
-    assert history[-1]["status"] == "pending-upgrade"
-    refused = helm.invoke("deploy", "--env", "k8s", "--version", "2.0.0")
-    assert refused.code == 5, refused.text
-    assert "if it was interrupted, `invoke rollback --env k8s` finishes its rollback" in refused.err
-
-    run = helm.invoke("rollback", "--env", "k8s")
-    assert run.code == 0, run.text
-    assert "finishing the interrupted run" in run.out
-    assert helm.images() == {"1.0.0"}
-    assert helm.history()[-1]["status"] == "deployed"
-    assert helm.lease() is None
-    ledger = [(e["version"], e["result"]) for e in helm.ledger()]
-    assert ledger[-2:] == [("2.0.0", "rolled_back"), ("1.0.0", "restored")]
-    helm.release("2.0.1")
-    again = helm.invoke("deploy", "--env", "k8s", "--version", "2.0.1")
-    assert again.code == 0, again.text  # helm is not stuck any more
-    assert helm.images() == {"2.0.1"}
-
-
-def test_two_deploys_at_once_the_second_exits_5_naming_the_first(helm4: HelmProject) -> None:
-    assert helm4.invoke("deploy", "--env", "k8s").code == 0
-    helm4.release("2.0.0", "migration", "slow")
-    first = helm4.start("deploy", "--env", "k8s", "--version", "2.0.0")
-    wait_for(lambda: helm4.lease() is not None, 60)
-    second = helm4.invoke("deploy", "--env", "k8s", "--version", "2.0.0")
-    out, err = first.communicate(timeout=300)
-    assert second.code == 5, second.text
-    assert (
-        "holds the lock" in second.err and "(2.0.0)" in second.err and "if it is still running" in second.err
-    )
-    assert first.returncode == 0, out + err
-    assert helm4.images() == {"2.0.0"}
-
-
-def test_rollback_to_a_named_release_and_on_call_views(helm4: HelmProject) -> None:
-    assert helm4.invoke("deploy", "--env", "k8s").code == 0
-    helm4.release("2.0.0", "migration", "good")
-    assert helm4.invoke("deploy", "--env", "k8s", "--version", "2.0.0").code == 0
-    helm4.release("3.0.0")
-    assert helm4.invoke("deploy", "--env", "k8s", "--version", "3.0.0").code == 0
-    assert helm4.revision() == "0004"
-
-    run = helm4.invoke("rollback", "--env", "k8s", "--to", "1.0.0")
-    assert run.code == 0, run.text
-    assert helm4.images() == {"1.0.0"}
-    assert helm4.revision() == "0003"
-    history = helm4.history()
-    assert history[-1]["description"] == "Rollback to 1"  # the revision the ledger recorded for 1.0.0
-
-    status = helm4.invoke("status", "--env", "k8s", "--json")
-    assert status.code == 0, status.text
-    unit = json.loads(status.out)["hosts"][0]
-    assert unit["serving"] == "1.0.0"
-    assert unit["helm"]["revision"] == history[-1]["revision"] and unit["helm"]["status"] == "deployed"
-    assert {p["images"][0].rsplit(":", 1)[1] for p in unit["pods"]} == {"1.0.0"}
-    text = helm4.invoke("history", "--env", "k8s")
-    assert text.code == 0 and " rev 1" in text.out, text.text
-    health = helm4.invoke("health", "--env", "k8s")
-    assert health.code == 0 and "ok   e2e-" in health.out and "rollout" in health.out, health.text
-    migrate = helm4.invoke("migrate", "--env", "k8s")
-    assert migrate.code == 0, migrate.text
-    assert helm4.revision() == "0003"  # 1.0.0's own head: nothing to do
-    unlock = helm4.invoke("unlock", "--env", "k8s")
-    assert unlock.code == 0 and "not locked" in unlock.out, unlock.text
-    dry = helm4.invoke("deploy", "--env", "k8s", "--version", "3.0.0", "--dry-run")
-    assert dry.code == 0, dry.text
-    assert "upgrade app" in dry.out and "--atomic" not in dry.out and "--wait" not in dry.out
-    assert helm4.images() == {"1.0.0"}
-
-
-def test_helm_missing_or_a_bad_kubeconfig_exits_2_before_anything_changes(helm4: HelmProject) -> None:
-    helm4.configure(helm="/nonexistent/helm")
-    run = helm4.invoke("deploy", "--env", "k8s")
-    assert run.code == 2, run.text
-    assert "pipeline.environments.k8s.helm" in run.err and "not installed" in run.err
-    helm4.configure(helm=str(helm4.helm_binary), kube_context="nowhere")
-    run = helm4.invoke("deploy", "--env", "k8s")
-    assert run.code == 2, run.text
-    assert "kube_context" in run.err
-    assert helm4.history() == []
-    assert helm4.lease() is None
+    scenario.sigterm_while_helm_upgrade_runs_stops_it_and_rolls_back(helm4)
 
 
 def test_migrations_by_exec_run_in_a_ready_pod_and_fall_back_to_a_job_when_none_gets_ready(
     helm4: HelmProject,
 ) -> None:
-    helm4.configure(migrate={**helm4.environment["migrate"], "run": "exec", "workload": "Deployment/app"})
-    assert helm4.invoke("deploy", "--env", "k8s").code == 0
-    assert helm4.revision() == "0003"
-    helm4.release("2.0.0", "migration", "good")
-    run = helm4.invoke("deploy", "--env", "k8s", "--version", "2.0.0")
-    assert run.code == 0, run.text
-    assert helm4.revision() == "0004"
-    assert not [
-        j for j in helm4.jobs() if j["metadata"]["labels"].get("invoke-pipeline/purpose") == "migrate"
-    ]
+    scenario.migrations_by_exec_fall_back_to_a_job_when_no_pod_gets_ready(helm4)
+    # The fake's request log shows where the good release's migration ran: in its pods, by exec.
+    requests = helm4.cluster.requests  # type: ignore[attr-defined]
+    execs = [p for _, p, _ in requests if f"/namespaces/{helm4.namespace}/pods/" in p and "/exec?" in p]
+    assert len(execs) >= 4, execs  # current, upgrade, current, heads of 2.0.0
 
-    helm4.release("3.0.0", "health", "crash", "migration", "good")
-    run = helm4.invoke("deploy", "--env", "k8s", "--version", "3.0.0")
-    assert run.code == 1, run.text
-    assert helm4.revision() == "0004"  # downgraded by a Job: no pod of 3.0.0 ever got ready
-    assert helm4.images() == {"2.0.0"}
+
+def test_a_run_killed_mid_upgrade_leaves_pending_upgrade_and_rollback_recovers(helm: HelmProject) -> None:
+    scenario.a_run_killed_mid_upgrade_leaves_pending_upgrade_and_rollback_recovers(helm)
+
+
+def test_two_deploys_at_once_the_second_exits_5_naming_the_first(helm4: HelmProject) -> None:
+    scenario.two_deploys_at_once_the_second_exits_5_naming_the_first(helm4)
+
+
+def test_rollback_to_a_named_release_and_on_call_views(helm4: HelmProject) -> None:
+    scenario.rollback_to_a_named_release_and_on_call_views(helm4)
+
+
+def test_helm_missing_or_a_bad_kubeconfig_exits_2_before_anything_changes(helm4: HelmProject) -> None:
+    scenario.helm_missing_or_a_bad_kubeconfig_exits_2_before_anything_changes(helm4)

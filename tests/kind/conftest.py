@@ -6,7 +6,13 @@ The helm-kind workflow creates a kind cluster, loads the example app's image int
   PIPELINE_KIND_KUBECONFIG     kubeconfig of the cluster (without it every kind test skips)
   PIPELINE_KIND_IMAGE          the app image loaded into the cluster, repository:tag
   PIPELINE_KIND_HELM           the helm binary (default: helm on the PATH)
-  PIPELINE_KIND_DATABASE_URL   the app's database as the pods reach it
+  PIPELINE_KIND_DATABASE_URL   the app's database as the pods reach it (NAME.NAMESPACE.svc of a Service
+                               whose pod has psql: the Helm scenarios read the database there)
+  PIPELINE_KIND_CLUSTER        the kind cluster's name, for `kind load` (default: kind)
+  PIPELINE_KIND_BINARY         the kind binary (default: kind on the PATH)
+  PIPELINE_KIND_BASE_IMAGE     the app image's base image, built once (default: app-base:kind)
+
+The Helm scenarios also need docker (the cluster's) and kubectl on the PATH.
 """
 
 from __future__ import annotations
@@ -43,4 +49,12 @@ def kind_cluster() -> KindCluster:
     image = required("PIPELINE_KIND_IMAGE")
     if ":" not in image.rpartition("/")[2]:
         pytest.fail(f"PIPELINE_KIND_IMAGE={image} has no tag: the chart takes repository and tag apart")
-    return KindCluster(Path(kubeconfig), Path(helm), image, required("PIPELINE_KIND_DATABASE_URL"))
+    return KindCluster(
+        Path(kubeconfig),
+        Path(helm),
+        image,
+        required("PIPELINE_KIND_DATABASE_URL"),
+        kind=os.environ.get("PIPELINE_KIND_BINARY") or shutil.which("kind") or "",
+        name=os.environ.get("PIPELINE_KIND_CLUSTER") or "kind",
+        base_image=os.environ.get("PIPELINE_KIND_BASE_IMAGE") or "app-base:kind",
+    )
