@@ -167,6 +167,15 @@ def a_first_install_that_fails_is_kept_and_reported(helm: HelmScenarioProject) -
     assert "kept for inspection" in run.out
     assert [r["revision"] for r in helm.history()] == [1]
     assert helm.images() == {"1.0.1"}
+    assert helm.lease() is None
+    status = helm.invoke("status", "--env", "k8s")
+    assert "nothing recorded" in status.out and "CrashLoopBackOff" in status.out, status.text
+
+    helm.release("1.0.2", "health", "ok")  # the fix deploys over the kept install
+    run = helm.invoke("deploy", "--env", "k8s", "--version", "1.0.2")
+    assert run.code == 0, run.text
+    assert helm.images() == {"1.0.2"}
+    assert [r["status"] for r in helm.history()][-1] == "deployed"
 
 
 def sigterm_mid_upgrade_rolls_back(helm: HelmScenarioProject) -> None:

@@ -54,23 +54,32 @@ class HelmCore:
         self.verdict: Verdict | None = None  # the last rollout that failed, for the evidence
         self.manifests: dict[int, str] = {}
         self.seconds = 0.0
+        self.active = 0
+        self.busy_since = 0.0
         self.guard = threading.Lock()
 
     # -- running -----------------------------------------------------------------------------------
 
     @contextmanager
     def _busy(self) -> Iterator[None]:
-        started = time.monotonic()
+        """Count the wall time while helm runs or the cluster is waited on (nested blocks count once)."""
+        with self.guard:
+            if self.active == 0:
+                self.busy_since = time.monotonic()
+            self.active += 1
         try:
             yield
         finally:
             with self.guard:
-                self.seconds += time.monotonic() - started
+                self.active -= 1
+                if self.active == 0:
+                    self.seconds += time.monotonic() - self.busy_since
 
     def spent(self) -> float:
-        """Seconds spent in helm and in the API server's answers (the rest is the pipeline's)."""
+        """Seconds spent in helm, in the API server's answers and waiting for the cluster (the rollout,
+        a Job, a pod): the rest of a run's time is the pipeline's own."""
         with self.guard:
-            return self.seconds
+            return self.seconds + (time.monotonic() - self.busy_since if self.active else 0.0)
 
     def _helm(self, argv: Sequence[str], call: Call, changing: bool = False, stage: str = "") -> Result:
         """A helm command under the call's deadline; StageError with its last words when it fails."""

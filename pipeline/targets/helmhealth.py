@@ -51,6 +51,10 @@ class HelmHealth(HelmCore):
 
     def health(self, unit: str, version: str, call: Call) -> list[HealthResult]:
         """The rollout watch, then each configured HTTP check expecting ``version``."""
+        with self._busy():
+            return self._health(version, call)
+
+    def _health(self, version: str, call: Call) -> list[HealthResult]:
         results = [self.watch(call)]
         for check in self.env.health if results[0].ok else ():
 

@@ -35,7 +35,8 @@ class HelmMigrations(HelmCore):
             wanted = migrate.workload or "a Deployment"
             raise StageError("migrate", f"the release renders no {wanted} to run migrations from", self.name)
         argv = shell_command(getattr(migrate, key), revision)
-        pod = self._ready_pod(workload, call) if migrate.run == "exec" else None
+        with self._busy():
+            pod = self._ready_pod(workload, call) if migrate.run == "exec" else None
         if pod is not None:  # none ready (a crash loop during a rollback): a Job from the same template
             return self._exec(pod, migrate.container, argv, call, changing=key in ("command", "downgrade"))
         body = helmjobs.job_body(self.env.release, workload, migrate.container, argv, "migrate", call.seconds,
