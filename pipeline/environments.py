@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -253,6 +253,12 @@ def _health_problems(at: str, check: HealthCheckConfig) -> list[str]:
         problems.extend(command_problems(f"{at}.command", check.command))
         if not _SERVICE.match(check.service):
             problems.append(f"{at}.service: {check.service!r} is not a service name")
+    return problems + retry_problems(at, check)
+
+
+def retry_problems(at: str, check: Any) -> list[str]:
+    """An HTTP status and a retry policy (attempts, interval, timeout, deadline) within their ranges."""
+    problems = []
     if not 100 <= check.status <= 599:
         problems.append(f"{at}.status: {check.status} is not an HTTP status")
     for key, low, high, unit in (

@@ -14,6 +14,7 @@ from pipeline.environments import (
     command_problems,
     name_problems,
     notify_problems,
+    retry_problems,
 )
 
 
@@ -171,15 +172,4 @@ def _health_problems(at: str, check: HelmHealthCheckConfig) -> list[str]:
         problems.append(f"{at}.service: {check.service!r} is not name:port of a Service")
     if not check.path.startswith("/") or any(c.isspace() for c in check.path):
         problems.append(f"{at}.path: {check.path!r} must start with / and hold no spaces")
-    if not 100 <= check.status <= 599:
-        problems.append(f"{at}.status: {check.status} is not an HTTP status")
-    for key, low, high, unit in (
-        ("attempts", 1, 10_000, ""),
-        ("interval", 0, 3600, " seconds"),
-        ("timeout", 0.1, 3600, " seconds"),
-        ("deadline", 0.1, 86400, " seconds"),
-    ):
-        value = getattr(check, key)
-        if not low <= value <= high:
-            problems.append(f"{at}.{key}: {value} must be between {low} and {high}{unit}")
-    return problems
+    return problems + retry_problems(at, check)

@@ -10,7 +10,6 @@ import os
 import shlex
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -30,6 +29,7 @@ from pipeline.remote import Remote, SshOptions, close_master, parse_host
 from pipeline.runreport import Evidence
 from pipeline.secrets import Redactor, redactor_for
 from pipeline.targets import hostfiles
+from pipeline.targets.busy import BusyClock
 
 CONTROL_DIR_VARIABLE = "PIPELINE_SSH_CONTROL_DIR"
 
@@ -76,10 +76,7 @@ class ComposeTarget:
         self.hosts = {h.name: h for h in hosts}
         self.http = http
         self.sleep = sleep
-        self.seconds = 0.0  # wall time with at least one command in flight, on any host
-        self.active = 0
-        self.busy_since = 0.0
-        self.guard = threading.Lock()
+        self.clock = BusyClock()  # wall time with at least one command in flight, on any host
 
     @classmethod
     @contextmanager
@@ -130,7 +127,7 @@ class ComposeTarget:
         timeout = call.timeout()
         if changing:
             call.changing()
-        with self._busy():
+        with self.clock.busy():
             result = host.remote.run(argv, stdin=stdin, timeout=timeout, interrupt=call.interrupt)
         redact = self.redactor.redact
         result = replace(result, stdout=redact(result.stdout), stderr=redact(result.stderr))
@@ -146,26 +143,9 @@ class ComposeTarget:
             raise StageError(call.stage, f"{host.name} is unreachable over ssh: {detail[0]}", host.name)
         return result
 
-    @contextmanager
-    def _busy(self) -> Iterator[None]:
-        """Count wall time while any command (or health check) is in flight, hosts in parallel or not."""
-        with self.guard:
-            if self.active == 0:
-                self.busy_since = time.monotonic()
-            self.active += 1
-        try:
-            yield
-        finally:
-            with self.guard:
-                self.active -= 1
-                if self.active == 0:
-                    self.seconds += time.monotonic() - self.busy_since
-
     def spent(self) -> float:
         """Wall seconds during which a command was running on some host (the rest is the pipeline's)."""
-        with self.guard:
-            ongoing = time.monotonic() - self.busy_since if self.active else 0.0
-            return self.seconds + ongoing
+        return self.clock.spent()
 
     # -- reading and locking ----------------------------------------------------------------------------
 
@@ -330,7 +310,7 @@ class ComposeTarget:
             self.sleep(min(seconds, max(0.0, call.remaining())))
             call.check()
 
-        with self._busy():
+        with self.clock.busy():
             results = check_host(self.env.health, host.remote, host.project, version, self.http, sleep)
         return self.redactor.redact_data(results)
 

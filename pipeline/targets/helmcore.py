@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import shlex
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +20,7 @@ from pipeline.http import HttpClient
 from pipeline.kube import Kube, KubeError
 from pipeline.rollout import Verdict, owned_pods
 from pipeline.secrets import Redactor, redactor_for
+from pipeline.targets.busy import BusyClock
 
 POLL = 0.5  # seconds between two looks at a rollout, a Job or a pod
 LOG_LINES = 200  # the tail of a container's log kept as evidence, as `kubectl logs --tail=200`
@@ -53,39 +52,20 @@ class HelmCore:
         self.revisions: dict[str, int] = {}  # version -> the helm revision this run saw serve it
         self.verdict: Verdict | None = None  # the last rollout that failed, for the evidence
         self.manifests: dict[int, str] = {}
-        self.seconds = 0.0
-        self.active = 0
-        self.busy_since = 0.0
-        self.guard = threading.Lock()
+        self.clock = BusyClock()
 
     # -- running -----------------------------------------------------------------------------------
-
-    @contextmanager
-    def _busy(self) -> Iterator[None]:
-        """Count the wall time while helm runs or the cluster is waited on (nested blocks count once)."""
-        with self.guard:
-            if self.active == 0:
-                self.busy_since = time.monotonic()
-            self.active += 1
-        try:
-            yield
-        finally:
-            with self.guard:
-                self.active -= 1
-                if self.active == 0:
-                    self.seconds += time.monotonic() - self.busy_since
 
     def spent(self) -> float:
         """Seconds spent in helm, in the API server's answers and waiting for the cluster (the rollout,
         a Job, a pod): the rest of a run's time is the pipeline's own."""
-        with self.guard:
-            return self.seconds + (time.monotonic() - self.busy_since if self.active else 0.0)
+        return self.clock.spent()
 
     def _helm(self, argv: Sequence[str], call: Call, changing: bool = False, stage: str = "") -> Result:
         """A helm command under the call's deadline; StageError with its last words when it fails."""
         if changing:
             call.changing()
-        with self._busy():
+        with self.clock.busy():
             result = self.executor.run(Command(tuple(argv), timeout=call.timeout(), interrupt=call.interrupt))
         redact = self.redactor.redact
         result = replace(result, stdout=redact(result.stdout), stderr=redact(result.stderr))
@@ -108,7 +88,7 @@ class HelmCore:
 
     def history(self, seconds: float) -> list[HelmRevision]:
         """Every revision helm keeps of the release ([] before the first install)."""
-        with self._busy():
+        with self.clock.busy():
             result = self.executor.run(Command(self.helm.history(), timeout=max(1.0, seconds)))
         if not result.ok:
             if not_found(result.stderr + result.stdout):

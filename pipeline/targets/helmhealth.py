@@ -30,7 +30,7 @@ class HelmHealth(HelmCore):
         while True:
             polls += 1
             try:
-                with self._busy():
+                with self.clock.busy():
                     verdict = judge(self._rollout(call))
             except KubeError as exc:
                 verdict = Verdict("waiting", f"the API server did not answer: {exc}")
@@ -51,7 +51,7 @@ class HelmHealth(HelmCore):
 
     def health(self, unit: str, version: str, call: Call) -> list[HealthResult]:
         """The rollout watch, then each configured HTTP check expecting ``version``."""
-        with self._busy():
+        with self.clock.busy():
             return self._health(version, call)
 
     def _health(self, version: str, call: Call) -> list[HealthResult]:
@@ -64,7 +64,7 @@ class HelmHealth(HelmCore):
                 call.check()
 
             one_try = partial(self._probe, check, version)
-            with self._busy():
+            with self.clock.busy():
                 results.append(run_check(check, one_try, sleep))  # type: ignore[arg-type]
             if not results[-1].ok:
                 break

@@ -35,7 +35,7 @@ class HelmMigrations(HelmCore):
             wanted = migrate.workload or "a Deployment"
             raise StageError("migrate", f"the release renders no {wanted} to run migrations from", self.name)
         argv = shell_command(getattr(migrate, key), revision)
-        with self._busy():
+        with self.clock.busy():
             pod = self._ready_pod(workload, call) if migrate.run == "exec" else None
         if pod is not None:  # none ready (a crash loop during a rollback): a Job from the same template
             return self._exec(pod, migrate.container, argv, call, changing=key in ("command", "downgrade"))
@@ -44,7 +44,7 @@ class HelmMigrations(HelmCore):
         if key in ("command", "downgrade"):
             call.changing()
         try:
-            with self._busy():
+            with self.clock.busy():
                 ok, log, why, name = helmjobs.run_job(self.kube, body, call, self.sleep)
         except KubeError as exc:
             raise self._api("migrate", "the migration Job cannot be run", exc) from None
@@ -63,7 +63,7 @@ class HelmMigrations(HelmCore):
         if changing:
             call.changing()
         try:
-            with self._busy():
+            with self.clock.busy():
                 code, out, err = self.kube.exec(pod, container, wrapped, call.remaining(), call.interrupt)
         except KubeError as exc:
             raise self._api("migrate", f"exec in {pod} failed", exc) from None
