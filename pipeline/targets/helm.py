@@ -77,6 +77,11 @@ class HelmTarget(HelmHealth, HelmMigrations):
         return [self.name] if self.env.migrate is not None else []
 
     def read(self, units: Sequence[str], seconds: float) -> list[UnitState]:
+        """Ledger, lock, helm history and pods (read-only); see ``_read``."""
+        with self.clock.busy():
+            return self._read(units, seconds)
+
+    def _read(self, units: Sequence[str], seconds: float) -> list[UnitState]:
         """Ledger, lock, helm history and pods: read-only. A release stuck in ``pending-*`` that no
         run of ours holds shows as a lock held by someone else (nothing may deploy over it)."""
         release = self.env.release
@@ -105,6 +110,11 @@ class HelmTarget(HelmHealth, HelmMigrations):
 
     def lock(self, unit: str, info: LockInfo, call: Call, take_over: str = "") -> LockInfo | None:
         """Create the Lease with its holder; the holder found when it is held."""
+        with self.clock.busy():
+            return self._lock(unit, info, call, take_over)
+
+    def _lock(self, unit: str, info: LockInfo, call: Call, take_over: str = "") -> LockInfo | None:
+        """Create the Lease with its holder; the holder found when it is held."""
         self.run = info.run
         try:
             return kubestate.take_lock(self.kube, self.env.release, info, call.timeout(), take_over)
@@ -119,12 +129,22 @@ class HelmTarget(HelmHealth, HelmMigrations):
 
     def unlock(self, unit: str, call: Call) -> None:
         """Delete the Lease."""
+        with self.clock.busy():
+            self._unlock(unit, call)
+
+    def _unlock(self, unit: str, call: Call) -> None:
+        """Delete the Lease."""
         try:
             kubestate.drop_lock(self.kube, self.env.release, call.timeout())
         except KubeError as exc:
             raise self._api("lock", "the Lease cannot be deleted", exc) from None
 
     def record(self, unit: str, entries: Sequence[Entry], call: Call) -> None:
+        """Append to the ledger, each line with the helm revision that serves its version."""
+        with self.clock.busy():
+            self._record(unit, entries, call)
+
+    def _record(self, unit: str, entries: Sequence[Entry], call: Call) -> None:
         """Append to the ledger, each line with the helm revision that serves its version."""
         filled = [
             replace(e, revision=str(self.revisions[e.version]))
