@@ -101,8 +101,17 @@ def main() -> None:
                     good, crash, missing = f"{n + 2}.0.0", f"{n + 2}.0.1", f"{n + 2}.0.2"
                     project.release(good, "health", "ok", "migration", "good")
                     wall, data = deploy(project, good, Path(tmp) / f"g{n}.json")
-                    overheads.append(wall - data["timings"]["commands"])
+                    timings = data["timings"]
+                    overheads.append(wall - timings["commands"])
                     shares.append(overheads[-1] / wall)
+                    outside = wall - timings["wall"] - timings.get("read_hosts", 0)
+                    inside = timings["wall"] - (timings["commands"] - timings.get("read_hosts", 0))
+                    print(
+                        f"round {n + 1}: good deploy {wall:.2f} s: before and after the engine (start, "
+                        f"imports, checklist, chart export, report) {outside:.2f} s; the engine's own "
+                        f"{inside:.2f} s; helm and the cluster {timings['commands']:.2f} s",
+                        flush=True,
+                    )
                     project.release(crash, "health", "crash")
                     # Without migrations the watch starts right after `helm upgrade`, as the pods start.
                     _, data = deploy(project, crash, Path(tmp) / f"c{n}.json", "--skip", "migrate")

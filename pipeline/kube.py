@@ -1,7 +1,8 @@
 """The Kubernetes API through the official client: objects as plain dicts, errors translated here.
 
-``kubernetes`` is imported only by ``Kube.connect`` (0.3-0.8 s): never on the path of ``invoke --list``
-or ``invoke preflight``. Every request carries a timeout; a Kubernetes ``Status`` error becomes a
+``kubernetes`` is imported only by ``Kube.connect`` (its configuration and ``ApiClient``, 0.2-0.5 s),
+never on the path of ``invoke --list`` or ``invoke preflight``; the typed API classes (0.9 s more) only
+for ``run: exec``. Every request carries a timeout; a Kubernetes ``Status`` error becomes a
 ``KubeError`` with its code and reason, and a connection failure a ``KubeError`` with code 0.
 """
 
@@ -36,17 +37,14 @@ def kubeconfig_path(configured: str, environ: dict[str, str] | os._Environ[str])
 
 
 class Kube:
-    """Namespaced CRUD, pod logs, events and the service proxy of one cluster."""
+    """Namespaced CRUD, pod logs, events, exec and the service proxy of one cluster.
+
+    Requests go through the client's ``ApiClient`` (its kubeconfig handling, auth and TLS) by path:
+    the typed API classes would cost about 0.9 s more to import (their models are pydantic classes)."""
 
     def __init__(self, api: Any, namespace: str) -> None:
-        from kubernetes import client
-
         self.api = api
         self.namespace = namespace
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.batch = client.BatchV1Api(api)
-        self.leases = client.CoordinationV1Api(api)
 
     @classmethod
     def connect(cls, kubeconfig: str, context: str, namespace: str, key: str) -> Kube:
@@ -74,31 +72,51 @@ class Kube:
 
     # -- requests ------------------------------------------------------------------------------------
 
-    def _call(self, method: Any, *args: Any, timeout: float, raw: bool = False, **kwargs: Any) -> Any:
-        """One request under a timeout; the response as a dict (or text with ``raw``)."""
-        from kubernetes.client.exceptions import ApiException
+    def request(
+        self, method: str, path: str, timeout: float, query: dict[str, str] | None = None, body: Any = None
+    ) -> tuple[int, str]:
+        """One request under a timeout: the status and the body's text. A connection failure is a
+        KubeError with code 0; a status is returned as it is."""
         from urllib3.exceptions import HTTPError
 
+        headers = {"Accept": "application/json, */*"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         seconds = max(0.5, min(timeout, REQUEST_TIMEOUT))
         try:
-            response = method(*args, _preload_content=False, _request_timeout=seconds, **kwargs)
-            data = response.data.decode("utf-8", errors="replace")
-        except ApiException as exc:
-            raise _translated(exc) from None
+            params = self.api.param_serialize(
+                method=method, resource_path=path, query_params=list((query or {}).items()),
+                header_params=headers, body=body, auth_settings=["BearerToken"],
+            )  # fmt: skip
+            response = self.api.call_api(*params, _request_timeout=seconds)
+            response.read()
         except (HTTPError, OSError) as exc:
             raise KubeError(f"the API server cannot be reached: {type(exc).__name__}: {exc}") from None
-        if raw:
-            return data
+        return int(response.status), bytes(response.data or b"").decode("utf-8", errors="replace")
+
+    def _object(self, method: str, path: str, timeout: float, **kwargs: Any) -> Object:
+        """A request whose answer is a JSON object; a status of 400 or more is a KubeError."""
+        status, text = self.request(method, path, timeout, **kwargs)
+        if status >= 400:
+            raise _translated(status, text)
         try:
-            return json.loads(data) if data else {}
+            data = json.loads(text) if text else {}
         except ValueError:
             raise KubeError("the API server answered something that is not JSON") from None
+        if not isinstance(data, dict):
+            raise KubeError("the API server answered something that is not a JSON object")
+        return data
+
+    def path(self, kind: str, name: str = "") -> str:
+        """The path of a kind (``configmap``, ``lease``, ``job``...) in the namespace, or of an object."""
+        prefix, plural = _KINDS[kind]
+        base = f"{prefix}/namespaces/{self.namespace}/{plural}"
+        return f"{base}/{name}" if name else base
 
     def get(self, kind: str, name: str, timeout: float) -> Object | None:
-        """One object of ``kind`` (configmap, lease, deployment, ...), None when it does not exist."""
+        """One object, None when it does not exist."""
         try:
-            found: Object = self._call(self._read(kind), name, self.namespace, timeout=timeout)
-            return found
+            return self._object("GET", self.path(kind, name), timeout)
         except KubeError as exc:
             if exc.code == 404:
                 return None
@@ -106,38 +124,25 @@ class Kube:
 
     def select(self, kind: str, timeout: float, selector: str = "", fields: str = "") -> list[Object]:
         """Objects of ``kind`` in the namespace matching a label (and field) selector."""
-        method = getattr(self._api(kind), f"list_namespaced_{_KINDS[kind]}")
-        data = self._call(
-            method, self.namespace, label_selector=selector, field_selector=fields, timeout=timeout
-        )
-        items: list[Object] = data.get("items") or []
+        query = {k: v for k, v in (("labelSelector", selector), ("fieldSelector", fields)) if v}
+        items: list[Object] = self._object("GET", self.path(kind), timeout, query=query).get("items") or []
         return items
 
     def create(self, kind: str, body: Object, timeout: float) -> Object:
         """Create an object; 409 (it exists) is a KubeError with code 409."""
-        method = getattr(self._api(kind), f"create_namespaced_{_KINDS[kind]}")
-        created: Object = self._call(method, self.namespace, body, timeout=timeout)
-        return created
+        return self._object("POST", self.path(kind), timeout, body=body)
 
     def replace(self, kind: str, body: Object, timeout: float) -> Object:
         """Replace an object at its ``metadata.resourceVersion`` (409 when someone wrote it since)."""
-        method = getattr(self._api(kind), f"replace_namespaced_{_KINDS[kind]}")
-        replaced: Object = self._call(method, body["metadata"]["name"], self.namespace, body, timeout=timeout)
-        return replaced
+        return self._object("PUT", self.path(kind, body["metadata"]["name"]), timeout, body=body)
 
     def delete(self, kind: str, name: str, timeout: float, resource_version: str = "") -> bool:
         """Delete an object (its dependents in the background); False when it was already gone."""
-        from kubernetes import client
-
-        method = getattr(self._api(kind), f"delete_namespaced_{_KINDS[kind]}")
-        options = client.V1DeleteOptions(
-            propagation_policy="Background",
-            preconditions=client.V1Preconditions(resource_version=resource_version)
-            if resource_version
-            else None,
-        )
+        options: Object = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        if resource_version:
+            options["preconditions"] = {"resourceVersion": resource_version}
         try:
-            self._call(method, name, self.namespace, body=options, timeout=timeout)
+            self._object("DELETE", self.path(kind, name), timeout, body=options)
         except KubeError as exc:
             if exc.code == 404:
                 return False
@@ -148,17 +153,19 @@ class Kube:
         """Create the namespace (it existing already is fine)."""
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
         try:
-            self._call(self.core.create_namespace, body, timeout=timeout)
+            self._object("POST", "/api/v1/namespaces", timeout, body=body)
         except KubeError as exc:
             if exc.code != 409:
                 raise
 
     def log(self, pod: str, container: str, timeout: float, previous: bool = False, tail: int = 200) -> str:
         """The last ``tail`` lines of a container's log (of its previous run with ``previous``)."""
-        text: str = self._call(
-            self.core.read_namespaced_pod_log, pod, self.namespace, container=container or None,
-            previous=previous, tail_lines=tail, timeout=timeout, raw=True,
-        )  # fmt: skip
+        query = {"tailLines": str(tail), **({"container": container} if container else {})}
+        if previous:
+            query["previous"] = "true"
+        status, text = self.request("GET", self.path("pod", pod) + "/log", timeout, query=query)
+        if status >= 400:
+            raise _translated(status, text)
         return text
 
     def events(self, name: str, timeout: float) -> list[Object]:
@@ -166,42 +173,28 @@ class Kube:
         items = self.select("event", timeout, fields=f"involvedObject.name={name}")
         return sorted(items, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
 
-    def proxy_get(self, service: str, path: str, timeout: float) -> tuple[int, str]:
-        """GET ``path`` of a Service (``name:port``) through the API server's proxy: status and body."""
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        try:
-            response: Any = self.core.connect_get_namespaced_service_proxy_with_path(
-                service, self.namespace, path.lstrip("/"), _preload_content=False,
-                _request_timeout=max(0.5, timeout),
-            )  # fmt: skip
-            return response.status, response.data.decode("utf-8", errors="replace")
-        except ApiException as exc:
-            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
-            return int(exc.status or 0), body
-        except (HTTPError, OSError) as exc:
-            raise KubeError(f"the API server cannot be reached: {type(exc).__name__}: {exc}") from None
-
     def exec(
         self, pod: str, container: str, argv: list[str], timeout: float, interrupt: Any = None
     ) -> tuple[int | None, str, str]:
-        """Run argv in a container (the API server's exec): exit code, stdout, stderr. The code is None
-        when ``timeout`` passed or ``interrupt()`` said stop first; the stream is closed then."""
+        """Run argv in a container (the API server's exec, over a WebSocket): exit code, stdout, stderr.
+        The code is None when ``timeout`` passed or ``interrupt()`` said stop first (the stream is closed
+        then). Only here is the typed API imported (about 0.6 s): only ``run: exec`` needs it."""
         import time
 
+        from kubernetes.client import CoreV1Api
         from kubernetes.client.exceptions import ApiException
         from kubernetes.stream import stream
         from urllib3.exceptions import HTTPError
 
         try:
             client = stream(
-                self.core.connect_get_namespaced_pod_exec, pod, self.namespace, command=argv,
+                CoreV1Api(self.api).connect_get_namespaced_pod_exec, pod, self.namespace, command=argv,
                 container=container or None, stdout=True, stderr=True, stdin=False, tty=False,
                 _preload_content=False, _request_timeout=max(1.0, min(timeout, REQUEST_TIMEOUT)),
             )  # fmt: skip
         except ApiException as exc:
-            raise _translated(exc) from None
+            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+            raise _translated(int(exc.status or 0), body, str(exc.reason or "")) from None
         except (HTTPError, OSError) as exc:
             raise KubeError(f"exec in {pod} failed: {type(exc).__name__}: {exc}") from None
         out: list[str] = []
@@ -228,35 +221,30 @@ class Kube:
         finally:
             client.close()
 
-    def _api(self, kind: str) -> Any:
-        return {
-            "configmap": self.core, "pod": self.core, "event": self.core, "service": self.core,
-            "lease": self.leases, "job": self.batch, "deployment": self.apps, "statefulset": self.apps,
-            "daemonset": self.apps, "replicaset": self.apps,
-        }[kind]  # fmt: skip
-
-    def _read(self, kind: str) -> Any:
-        return getattr(self._api(kind), f"read_namespaced_{_KINDS[kind]}")
+    def proxy_get(self, service: str, path: str, timeout: float) -> tuple[int, str]:
+        """GET ``path`` of a Service (``name:port``) through the API server's proxy: status and body."""
+        return self.request("GET", self.path("service", service) + "/proxy/" + path.lstrip("/"), timeout)
 
 
 _KINDS = {
-    "configmap": "config_map", "pod": "pod", "event": "event", "service": "service", "lease": "lease",
-    "job": "job", "deployment": "deployment", "statefulset": "stateful_set", "daemonset": "daemon_set",
-    "replicaset": "replica_set",
+    "configmap": ("/api/v1", "configmaps"), "pod": ("/api/v1", "pods"), "event": ("/api/v1", "events"),
+    "service": ("/api/v1", "services"), "lease": ("/apis/coordination.k8s.io/v1", "leases"),
+    "job": ("/apis/batch/v1", "jobs"), "deployment": ("/apis/apps/v1", "deployments"),
+    "statefulset": ("/apis/apps/v1", "statefulsets"), "daemonset": ("/apis/apps/v1", "daemonsets"),
+    "replicaset": ("/apis/apps/v1", "replicasets"),
 }  # fmt: skip
 
 
-def _translated(exc: Any) -> KubeError:
-    """An ApiException as a KubeError with the Status message the server sent."""
-    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
-    message, reason = body.strip()[:300], str(exc.reason or "")
+def _translated(status: int, body: str, reason: str = "") -> KubeError:
+    """An error answer as a KubeError with the Status message the server sent."""
+    message = body.strip()[:300]
     try:
-        status = json.loads(body)
-        if isinstance(status, dict):
-            message = str(status.get("message") or message)
-            reason = str(status.get("reason") or reason)
+        found = json.loads(body)
+        if isinstance(found, dict):
+            message = str(found.get("message") or message)
+            reason = str(found.get("reason") or reason)
     except ValueError:
         pass
     return KubeError(
-        f"the API server answered {exc.status} {reason}: {message}", int(exc.status or 0), reason
+        f"the API server answered {status} {reason}: {message}".replace("  ", " "), status, reason
     )
