@@ -27,9 +27,10 @@ def render_plan(
         else f"up to {policy.max_failed_units} failed unit(s) restored, the rest kept"
     )
     lines = [f"deploy {release.version} ({release.commit or 'image'}) to {name}: {fleet}, {tolerance}"]
+    unit = "release" if target.kind == "helm" else "host"
     for state in states:
         serving = state.serving.version if state.serving else "nothing (first deploy)"
-        lines.append(f"  host {state.name}: serving {serving}")
+        lines.append(f"  {unit} {state.name}: serving {serving}")
     for unit in units:
         lines += target.describe(unit, "lock", release)
     for unit in units:
