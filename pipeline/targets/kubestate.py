@@ -103,15 +103,18 @@ def take_lock(
                      "annotations": {HOLDER: info.to_json()}},
         "spec": {"holderIdentity": info.run or info.who},
     }  # fmt: skip
-    try:
-        kube.create("lease", body, timeout)
-        return None
-    except KubeError as exc:
-        if exc.code != 409:
-            raise
-    lease = kube.get("lease", lock_name(release), timeout)
-    if lease is None:
-        return take_lock(kube, release, info, timeout)  # released in between: try once more
+    for _ in range(WRITE_TRIES):  # a lease released between our create and our read: create again
+        try:
+            kube.create("lease", body, timeout)
+            return None
+        except KubeError as exc:
+            if exc.code != 409:
+                raise
+        lease = kube.get("lease", lock_name(release), timeout)
+        if lease is not None:
+            break
+    else:
+        raise KubeError(f"the lease {lock_name(release)} kept appearing and vanishing", 409, "Conflict")
     holder = _holder(lease)
     if not take_over or holder.damaged or holder.run != take_over:
         return holder

@@ -1,0 +1,130 @@
+"""The Helm target's records in the cluster — the ledger ConfigMap and the Lease lock — through the real
+kubernetes client against the fake API server (API only: no pods)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubefake import FakeCluster
+
+from pipeline.engine.values import LockInfo
+from pipeline.journal import Entry
+from pipeline.kube import Kube, KubeError
+from pipeline.targets import kubestate
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[tuple[Kube, FakeCluster]]:
+    with FakeCluster(docker_host=None) as cluster:
+        client = Kube.connect(str(cluster.kubeconfig(tmp_path / "kubeconfig")), "", "default", "k")
+        try:
+            yield client, cluster
+        finally:
+            client.close()
+
+
+def entry(version: str, result: str = "healthy", revision: str = "") -> Entry:
+    return Entry("deploy", version, None, None, None, None, result, "", "ci", "2026-12-01T00:00:00Z",
+                 revision=revision)  # fmt: skip
+
+
+def test_the_ledger_is_created_then_appended_and_read_back_with_helm_revisions(
+    kube: tuple[Kube, FakeCluster],
+) -> None:
+    client, cluster = kube
+    assert kubestate.read_ledger(client, "app", 5) == ([], [], False, "")
+    kubestate.append_ledger(client, "app", entry("1.0.0", revision="1").line(), 5)
+    kubestate.append_ledger(client, "app", entry("2.0.0", "rolled_back", "2").line(), 5)
+    entries, damaged, cut, why = kubestate.read_ledger(client, "app", 5)
+    assert [(e.version, e.result, e.revision) for e in entries] == [
+        ("1.0.0", "healthy", "1"),
+        ("2.0.0", "rolled_back", "2"),
+    ]
+    assert (damaged, cut, why) == ([], False, "")
+    stored = cluster.get("v1", "configmaps", "default", "app.pipeline-ledger")
+    assert stored is not None
+    assert stored["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "invoke-pipeline"
+
+
+def test_the_ledger_keeps_its_newest_lines_and_marks_a_foreign_line_damaged(
+    kube: tuple[Kube, FakeCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = kube
+    monkeypatch.setattr(kubestate, "KEEP_LINES", 3)
+    for n in range(5):
+        kubestate.append_ledger(client, "app", entry(f"1.0.{n}").line(), 5)
+    kubestate.append_ledger(client, "app", "not json\n", 5)
+    entries, damaged, _, _ = kubestate.read_ledger(client, "app", 5)
+    assert [e.version for e in entries] == ["1.0.3", "1.0.4"]
+    assert [d.line for d in damaged] == [3]
+
+
+def test_concurrent_appends_all_land_through_resource_version_conflicts(
+    kube: tuple[Kube, FakeCluster],
+) -> None:
+    client, _ = kube
+    kubestate.append_ledger(client, "app", entry("0.0.1").line(), 5)
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            kubestate.append_ledger(client, "app", entry(f"1.0.{n}").line(), 5)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    entries = kubestate.read_ledger(client, "app", 5)[0]
+    lost = [e for e in errors if not (isinstance(e, KubeError) and e.code == 409)]
+    assert not lost, lost
+    assert len(entries) == 5 - len(errors)  # each write landed whole, or said it did not
+
+
+def test_the_lock_is_taken_once_and_names_its_holder_to_the_next(kube: tuple[Kube, FakeCluster]) -> None:
+    client, cluster = kube
+    mine = LockInfo(who="alice", at="2026-12-01T00:00:00Z", version="2.0.0", run="run-a")
+    assert kubestate.take_lock(client, "app", mine, 5) is None
+    held = kubestate.take_lock(client, "app", LockInfo(who="bob", run="run-b"), 5)
+    assert held is not None and (held.who, held.version, held.run) == ("alice", "2.0.0", "run-a")
+    lease = cluster.get("coordination.k8s.io/v1", "leases", "default", "app.pipeline-lock")
+    assert lease is not None and lease["spec"]["holderIdentity"] == "run-a"
+    kubestate.drop_lock(client, "app", 5)
+    assert kubestate.read_lock(client, "app", 5) is None
+    kubestate.drop_lock(client, "app", 5)  # already gone is fine
+
+
+def test_only_the_interrupted_run_named_may_be_taken_over(kube: tuple[Kube, FakeCluster]) -> None:
+    client, _ = kube
+    kubestate.take_lock(client, "app", LockInfo(who="ci", run="dead-run"), 5)
+    other = kubestate.take_lock(client, "app", LockInfo(who="oncall", run="r2"), 5, take_over="another-run")
+    assert other is not None and other.run == "dead-run"
+    assert (
+        kubestate.take_lock(client, "app", LockInfo(who="oncall", run="r2"), 5, take_over="dead-run") is None
+    )
+    found = kubestate.read_lock(client, "app", 5)
+    assert found is not None and (found.who, found.run) == ("oncall", "r2")
+
+
+def test_a_lease_whose_holder_is_not_ours_is_held_and_never_taken_over(
+    kube: tuple[Kube, FakeCluster],
+) -> None:
+    client, cluster = kube
+    cluster.store.create(
+        "coordination.k8s.io/v1", "leases", "default",
+        {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+         "metadata": {"name": "app.pipeline-lock", "annotations": {kubestate.HOLDER: "{not json"}},
+         "spec": {"holderIdentity": "someone"}},
+    )  # fmt: skip
+    held = kubestate.take_lock(client, "app", LockInfo(who="ci", run="r"), 5, take_over="")
+    assert held is not None and held.damaged == "not JSON"
+    again = kubestate.take_lock(client, "app", LockInfo(who="ci", run="r"), 5, take_over="anything")
+    assert again is not None and again.damaged
+    annotations = cluster.get("coordination.k8s.io/v1", "leases", "default", "app.pipeline-lock")["metadata"]
+    assert json.dumps(annotations).count("not json") == 1  # untouched
