@@ -65,6 +65,7 @@ class HelmEnvironment(Section, frozen=True, tag_field="target", tag="helm"):
     kubeconfig: str = ""  # default: $KUBECONFIG, else ~/.kube/config
     helm: str = "helm"  # the helm binary
     history_max: int = 10
+    lock_lease: int = 30  # seconds the lock stays live after the last renewal of a run that died
     create_namespace: bool = False
     rollout: Literal["watch"] = "watch"
     migrate: HelmMigrateConfig | None = None
@@ -130,6 +131,8 @@ def helm_problems(name: str, env: HelmEnvironment) -> list[str]:
         problems.append(f"{at}.kubeconfig: {env.kubeconfig!r} is not a file path")
     if not env.helm or env.helm.startswith("-") or any(c.isspace() for c in env.helm):
         problems.append(f"{at}.helm: {env.helm!r} is not a program name or path")
+    if not 3 <= env.lock_lease <= 3600:
+        problems.append(f"{at}.lock_lease: {env.lock_lease} must be between 3 and 3600 seconds")
     if not 1 <= env.history_max <= 1000:
         problems.append(f"{at}.history_max: {env.history_max} must be between 1 and 1000")
     for field in msgspec.structs.fields(DeadlinesConfig):

@@ -226,6 +226,9 @@ def _tag(pod: dict[str, Any]) -> str:
     return str(pod["spec"]["containers"][0]["image"]).rsplit(":", 1)[1]
 
 
+LOCK_LEASE = 4  # seconds: a killed run's lock is found interrupted that soon after (30 by default)
+
+
 def helm_environment(namespace: str, helm: Path, kubeconfig: Path, values_file: str) -> dict[str, Any]:
     """The ``k8s`` environment: the example chart from the repository with ``deploy/{values_file}``,
     migrations as Jobs, the health check through the API server's service proxy."""
@@ -254,5 +257,6 @@ def helm_environment(namespace: str, helm: Path, kubeconfig: Path, values_file: 
             }
         ],
         "deadlines": {"health": 120, "migrate": 120, "deploy": 120, "restore": 120},
+        "lock_lease": LOCK_LEASE,
         "notify": [{"webhook": {"url_env": "DEPLOY_WEBHOOK"}}],
     }

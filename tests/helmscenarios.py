@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from apprepo import Run
-from helmproject import wait_for
+from helmproject import LOCK_LEASE, wait_for
 
 
 class HelmScenarioProject(Protocol):
@@ -234,6 +234,11 @@ def a_run_killed_mid_upgrade_leaves_pending_upgrade_and_rollback_recovers(helm: 
     process = helm.start("deploy", "--env", "k8s", "--version", "2.0.0")
     wait_for(lambda: any(r["status"] == "pending-upgrade" for r in helm.history()), 90)
     helm.kill(process)  # what a CI runner's SIGKILL does: the run and its helm die at once
+    live = helm.invoke("deploy", "--env", "k8s", "--version", "2.0.0")
+    assert live.code == 5 and "a deploy is running and holds the lock" in live.err, (
+        live.text
+    )  # not yet expired
+    time.sleep(LOCK_LEASE + 1)  # no renewal since the kill: the lease expires
 
     history = helm.history()
     assert history[-1]["status"] == "pending-upgrade"
@@ -264,7 +269,9 @@ def two_deploys_at_once_the_second_exits_5_naming_the_first(helm: HelmScenarioPr
     out, err = first.communicate(timeout=300)
     assert second.code == 5, second.text
     assert (
-        "holds the lock" in second.err and "(2.0.0)" in second.err and "if it is still running" in second.err
+        "a deploy is running and holds the lock" in second.err
+        and "(2.0.0" in second.err
+        and "running: renewed" in second.err
     )
     assert first.returncode == 0, out + err
     assert helm.images() == {"2.0.0"}

@@ -19,7 +19,7 @@ NOT_WORKLOAD = "is not Deployment/NAME, StatefulSet/NAME or DaemonSet/NAME"
 NOT_KEY = "is not a values key such as image.tag"
 HELM_KEYS = (
     "release, chart, namespace, chart_version, repository, values, version_key, kube_context, kubeconfig, "
-    "helm, history_max, create_namespace, rollout, migrate, health, notify, preflight, deadlines"
+    "helm, history_max, lock_lease, create_namespace, rollout, migrate, health, notify, preflight, deadlines"
 )
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubefake import FakeCluster
 
-from pipeline.engine.values import LockInfo
+from pipeline.engine.values import LockInfo, UnitState
 from pipeline.journal import Entry
 from pipeline.kube import Kube, KubeError
 from pipeline.targets import kubestate
@@ -25,6 +26,12 @@ def kube(tmp_path: Path) -> Iterator[tuple[Kube, FakeCluster]]:
             yield client, cluster
         finally:
             client.close()
+
+
+def renew_time(cluster: FakeCluster) -> str:
+    lease = cluster.get("coordination.k8s.io/v1", "leases", "default", "app.pipeline-lock")
+    assert lease is not None
+    return str(lease["spec"]["renewTime"])
 
 
 def entry(version: str, result: str = "healthy", revision: str = "") -> Entry:
@@ -128,3 +135,32 @@ def test_a_lease_whose_holder_is_not_ours_is_held_and_never_taken_over(
     assert again is not None and again.damaged
     annotations = cluster.get("coordination.k8s.io/v1", "leases", "default", "app.pipeline-lock")["metadata"]
     assert json.dumps(annotations).count("not json") == 1  # untouched
+
+
+def test_a_renewed_lease_is_a_running_deploy_and_an_expired_one_an_interrupted_run(
+    kube: tuple[Kube, FakeCluster],
+) -> None:
+    client, cluster = kube
+    assert kubestate.take_lock(client, "app", LockInfo(who="ci", run="r1"), 5, lease_seconds=3) is None
+    beat = kubestate.Heartbeat(client, "app", "r1", 3)
+    try:
+        first = cluster.get("coordination.k8s.io/v1", "leases", "default", "app.pipeline-lock")
+        assert first is not None
+        deadline = time.monotonic() + 10
+        while renew_time(cluster) == first["spec"]["renewTime"]:
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.2)
+        live = kubestate.read_lock(client, "app", 5)
+        assert live is not None and live.live and "running: renewed" in live.describe()
+        progress = entry("2.0.0", "in_progress")
+        state = UnitState("app", [Entry(**{**progress.__dict__, "run": "r1"})], live)
+        assert state.interrupted() == []  # a run still renewing its lease is not interrupted
+    finally:
+        beat.stop()
+    lease = cluster.get("coordination.k8s.io/v1", "leases", "default", "app.pipeline-lock")
+    lease["spec"]["renewTime"] = "2020-01-01T00:00:00.000000Z"  # as if the run died long ago
+    cluster.store.replace("coordination.k8s.io/v1", "leases", "default", "app.pipeline-lock", lease)
+    dead = kubestate.read_lock(client, "app", 5)
+    assert dead is not None and not dead.live and "no longer renewed" in dead.describe()
+    state = UnitState("app", [Entry(**{**entry("2.0.0", "in_progress").__dict__, "run": "r1"})], dead)
+    assert [e.version for e in state.interrupted()] == ["2.0.0"]

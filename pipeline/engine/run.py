@@ -56,6 +56,11 @@ class Engine(RollingBack):
                     f"outcome: if it is still running, wait for it; if it was interrupted, "
                     f"`invoke rollback --env {self.name}` finishes its rollback"
                 )
+            if state.lock.live:
+                raise LockHeld(
+                    f"{state.name}: a deploy is running and holds the lock: {holder} "
+                    f"(wait for it, or pass `--lock-wait SECONDS`)"
+                )
             raise LockHeld(
                 f"{state.name}: a deploy holds the lock: {holder} "
                 f"(`invoke status --env {self.name}` shows it; `invoke unlock` releases a stale one)"

@@ -53,12 +53,21 @@ class LockInfo:
     operation: str = "deploy"
     runner: str = ""
     damaged: str = ""  # why the content is not a holder we wrote (never written to the unit)
+    # Where the unit keeps a heartbeat (a Lease's renewTime and leaseDurationSeconds), read, never written:
+    renewed: float | None = None  # seconds since the holder last renewed the lock
+    lease: float | None = None  # seconds a renewal keeps the lock live
 
     def to_json(self) -> str:
         """The lock's content as written on the unit."""
         data = asdict(self)
-        del data["damaged"]
+        for key in _READ_ONLY:
+            del data[key]
         return json.dumps(data, sort_keys=True)
+
+    @property
+    def live(self) -> bool:
+        """Whether the holder renewed the lock within its lease: its run is still going."""
+        return self.renewed is not None and self.lease is not None and self.renewed < self.lease
 
     def age(self, now: float | None = None) -> float | None:
         """Seconds since the lock was taken, when ``at`` says."""
@@ -75,10 +84,15 @@ class LockInfo:
         ago = f", {human_age(age)} ago" if age is not None else ""
         doing = "" if self.operation == "deploy" else f", {self.operation}"
         damaged = f" [damaged lock: {self.damaged}]" if self.damaged else ""
-        return printable(f"{self.who}{since} ({self.version}{doing}){ago}{damaged}", keep_lines=False)
+        beat = ""
+        if self.renewed is not None:
+            state = "running" if self.live else "no longer renewed"
+            beat = f", {state}: renewed {human_age(self.renewed)} ago"
+        return printable(f"{self.who}{since} ({self.version}{doing}){ago}{beat}{damaged}", keep_lines=False)
 
 
-_LOCK_FIELDS = set(LockInfo.__dataclass_fields__) - {"damaged"}
+_READ_ONLY = ("damaged", "renewed", "lease")
+_LOCK_FIELDS = set(LockInfo.__dataclass_fields__) - set(_READ_ONLY)
 MAX_LOCK_FIELD = 1024  # characters in a field of a lock
 
 
@@ -100,7 +114,7 @@ def parse_lock(text: str) -> LockInfo:
         if len(value) > MAX_LOCK_FIELD:
             return LockInfo(who="unknown", damaged=f"{key}: longer than {MAX_LOCK_FIELD} characters")
         values[key] = value
-    return LockInfo(**values)
+    return LockInfo(**values)  # type: ignore[arg-type]  # only the text fields are read
 
 
 def human_age(seconds: float) -> str:
@@ -135,7 +149,7 @@ class UnitState:
 
     def interrupted(self) -> list[Entry]:
         """The in-progress records of the run that holds the lock and never recorded an outcome."""
-        if self.lock is None or self.lock.damaged or not self.lock.run:
+        if self.lock is None or self.lock.damaged or not self.lock.run or self.lock.live:
             return []
         mine = [e for e in self.journal if e.run == self.lock.run]
         if not mine or mine[-1].result != IN_PROGRESS:

@@ -61,10 +61,20 @@ class HelmTarget(HelmHealth, HelmMigrations):
             raise ConfigError(f"{key}.helm: {env.helm!r} is not installed (not found on PATH)")
         kubeconfig = kubeconfig_path(env.kubeconfig, os.environ)
         kube = Kube.connect(kubeconfig, env.kube_context, env.namespace, key)
+        target = None
         try:
-            yield cls(env, kube, executor, http, kubeconfig, sleep, redactor)
+            target = cls(env, kube, executor, http, kubeconfig, sleep, redactor)
+            yield target
         finally:
+            if target is not None:
+                target.stop_heartbeat()
             kube.close()
+
+    def stop_heartbeat(self) -> None:
+        """Stop renewing the lease this run holds, if it holds one."""
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
 
     # -- reading and locking -------------------------------------------------------------------------
 
@@ -109,26 +119,34 @@ class HelmTarget(HelmHealth, HelmMigrations):
         return [state]
 
     def lock(self, unit: str, info: LockInfo, call: Call, take_over: str = "") -> LockInfo | None:
-        """Create the Lease with its holder; the holder found when it is held."""
+        """Create the Lease with its holder, renewed while the run goes on; the holder found when held."""
         with self.clock.busy():
-            return self._lock(unit, info, call, take_over)
+            holder = self._lock(unit, info, call, take_over)
+        if holder is None:
+            self.heartbeat = kubestate.Heartbeat(self.kube, self.env.release, info.run, self.env.lock_lease)
+        return holder
 
     def _lock(self, unit: str, info: LockInfo, call: Call, take_over: str = "") -> LockInfo | None:
         """Create the Lease with its holder; the holder found when it is held."""
         self.run = info.run
         try:
-            return kubestate.take_lock(self.kube, self.env.release, info, call.timeout(), take_over)
+            return kubestate.take_lock(
+                self.kube, self.env.release, info, call.timeout(), take_over, self.env.lock_lease
+            )
         except KubeError as exc:
             if exc.code == 404 and self.env.create_namespace:
                 self.kube.create_namespace(call.timeout())
-                return kubestate.take_lock(self.kube, self.env.release, info, call.timeout(), take_over)
+                return kubestate.take_lock(
+                    self.kube, self.env.release, info, call.timeout(), take_over, self.env.lock_lease
+                )
             if exc.code == 404:
                 raise StageError("lock", f"the namespace {self.env.namespace} does not exist "
                                  "(create it, or set create_namespace: true)", unit) from None  # fmt: skip
             raise self._api("lock", "the Lease cannot be created", exc) from None
 
     def unlock(self, unit: str, call: Call) -> None:
-        """Delete the Lease."""
+        """Stop renewing the Lease, and delete it."""
+        self.stop_heartbeat()
         with self.clock.busy():
             self._unlock(unit, call)
 

@@ -20,6 +20,7 @@ from pipeline.http import HttpClient
 from pipeline.kube import Kube, KubeError
 from pipeline.rollout import Verdict, owned_pods
 from pipeline.secrets import Redactor, redactor_for
+from pipeline.targets import kubestate
 from pipeline.targets.busy import BusyClock
 
 POLL = 0.5  # seconds between two looks at a rollout, a Job or a pod
@@ -53,6 +54,7 @@ class HelmCore:
         self.verdict: Verdict | None = None  # the last rollout that failed, for the evidence
         self.manifests: dict[int, str] = {}
         self.clock = BusyClock()
+        self.heartbeat: kubestate.Heartbeat | None = None  # renews the lease while this run holds it
 
     # -- running -----------------------------------------------------------------------------------
 

@@ -7,6 +7,11 @@ Lease created in one request (201, or 409 when held) with its holder in an annot
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+
 from pipeline.engine.values import LockInfo, parse_lock
 from pipeline.journal import Damaged, Entry, read_journal
 from pipeline.kube import Kube, KubeError, Object
@@ -86,12 +91,34 @@ def read_lock(kube: Kube, release: str, timeout: float) -> LockInfo | None:
 
 
 def _holder(lease: Object) -> LockInfo:
+    """The holder in the annotation, and how long ago the lease was renewed and for how long."""
     annotations = (lease.get("metadata") or {}).get("annotations") or {}
-    return parse_lock(str(annotations.get(HOLDER, "")))
+    holder = parse_lock(str(annotations.get(HOLDER, "")))
+    spec = lease.get("spec") or {}
+    renewed, duration = _seconds_since(spec.get("renewTime")), spec.get("leaseDurationSeconds")
+    if renewed is None or not isinstance(duration, int) or isinstance(duration, bool):
+        return holder
+    return replace(holder, renewed=renewed, lease=float(duration))
+
+
+def _seconds_since(stamp: object) -> float | None:
+    """Seconds since a MicroTime such as ``2026-12-01T02:40:00.123456Z`` (None when it is not one)."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        when = datetime.strptime(stamp.rstrip("Z").split(".")[0], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return max(0.0, time.time() - when.replace(tzinfo=timezone.utc).timestamp())
+
+
+def micro_now() -> str:
+    """Now as a Kubernetes MicroTime."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def take_lock(
-    kube: Kube, release: str, info: LockInfo, timeout: float, take_over: str = ""
+    kube: Kube, release: str, info: LockInfo, timeout: float, take_over: str = "", lease_seconds: int = 30
 ) -> LockInfo | None:
     """Create the Lease with its holder in one request; the holder found when it is held.
 
@@ -101,7 +128,8 @@ def take_lock(
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": lock_name(release), "labels": _labels(release),
                      "annotations": {HOLDER: info.to_json()}},
-        "spec": {"holderIdentity": info.run or info.who},
+        "spec": {"holderIdentity": info.run or info.who, "leaseDurationSeconds": lease_seconds,
+                 "acquireTime": micro_now(), "renewTime": micro_now()},
     }  # fmt: skip
     for _ in range(WRITE_TRIES):  # a lease released between our create and our read: create again
         try:
@@ -126,6 +154,47 @@ def take_lock(
             return read_lock(kube, release, timeout) or holder
         raise
     return None
+
+
+def renew_lock(kube: Kube, release: str, run: str, timeout: float) -> bool:
+    """Renew the lease the run holds (False when it holds it no more: released or taken over)."""
+    for _ in range(WRITE_TRIES):
+        lease = kube.get("lease", lock_name(release), timeout)
+        if lease is None or _holder(lease).run != run:
+            return False
+        lease.setdefault("spec", {})["renewTime"] = micro_now()
+        try:
+            kube.replace("lease", lease, timeout)
+            return True
+        except KubeError as exc:
+            if exc.code != 409:
+                raise
+    return True
+
+
+class Heartbeat:
+    """Renews a run's lease every third of its duration until stopped: a run still going shows as
+    running; one killed outright (SIGKILL) stops renewing, and its lease expires."""
+
+    def __init__(self, kube: Kube, release: str, run: str, lease: int) -> None:
+        self.kube, self.release, self.run = kube, release, run
+        self.every = max(1.0, lease / 3)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"lease {release}", daemon=True)
+        self.thread.start()
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                if not renew_lock(self.kube, self.release, self.run, self.every):
+                    return
+            except KubeError:
+                continue  # the next beat tries again; the lease outlives a few missed ones
+
+    def stop(self) -> None:
+        """Stop renewing (before the lease is deleted, or when the run ends)."""
+        self.stopped.set()
+        self.thread.join(10)
 
 
 def drop_lock(kube: Kube, release: str, timeout: float) -> None:
