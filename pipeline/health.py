@@ -64,14 +64,21 @@ def probe_http(
         response = http.request("GET", url, timeout=check.timeout)
     except HttpError as exc:
         return False, str(exc), None, ""
-    body = "\n".join(response.body.splitlines()[:BODY_LINES])
-    if response.status != check.status:
-        return False, f"answered {response.status}, expected {check.status}", response.status, body
-    if check.contains and check.contains not in response.body:
-        return False, f"the body does not contain {check.contains!r}", response.status, body
-    if check.expect_version and not mentions_version(response.body, version):
-        return False, f"the body does not report version {version}", response.status, body
-    return True, f"answered {response.status}", response.status, body
+    ok, why, shown = judge_response(check, response.status, response.body, version)
+    return ok, why, response.status, shown
+
+
+def judge_response(check: Any, status: int, body: str, version: str) -> tuple[bool, str, str]:
+    """Whether an answer passes a check's ``status``, ``contains`` and ``expect_version``: (ok, why,
+    the body's first lines). ``check`` is a compose or a Helm health check."""
+    shown = "\n".join(body.splitlines()[:BODY_LINES])
+    if status != check.status:
+        return False, f"answered {status}, expected {check.status}", shown
+    if check.contains and check.contains not in body:
+        return False, f"the body does not contain {check.contains!r}", shown
+    if check.expect_version and not mentions_version(body, version):
+        return False, f"the body does not report version {version}", shown
+    return True, f"answered {status}", shown
 
 
 def mentions_version(body: str, version: str) -> bool:

@@ -9,15 +9,13 @@ from functools import partial
 from pipeline.engine.cancel import Call
 from pipeline.engine.values import Release
 from pipeline.errors import StageError
-from pipeline.health import HealthResult, mentions_version, run_check
+from pipeline.health import HealthResult, judge_response, run_check
 from pipeline.helmconfig import HelmHealthCheckConfig
 from pipeline.http import HttpError
 from pipeline.kube import KubeError
 from pipeline.rollout import Verdict, judge, pod_rows
 from pipeline.runreport import Evidence
 from pipeline.targets.helmcore import LOG_LINES, POLL, HelmCore
-
-BODY_LINES = 20
 
 
 class HelmHealth(HelmCore):
@@ -85,17 +83,8 @@ class HelmHealth(HelmCore):
                 status, body = self.kube.proxy_get(check.service, check.path, check.timeout)
             except KubeError as exc:
                 return HealthResult(name, self.name, False, str(exc))
-        shown = "\n".join(body.splitlines()[:BODY_LINES])
-        if status != check.status:
-            return HealthResult(name, self.name, False, f"answered {status}, expected {check.status}", 1, 0.0,
-                                status, shown)  # fmt: skip
-        if check.contains and check.contains not in body:
-            why = f"the body does not contain {check.contains!r}"
-            return HealthResult(name, self.name, False, why, 1, 0.0, status, shown)
-        if check.expect_version and not mentions_version(body, version):
-            why = f"the body does not report version {version}"
-            return HealthResult(name, self.name, False, why, 1, 0.0, status, shown)
-        return HealthResult(name, self.name, True, f"answered {status}", 1, 0.0, status, shown)
+        ok, why, shown = judge_response(check, status, body, version)
+        return HealthResult(name, self.name, ok, why, 1, 0.0, status, shown)
 
     def evidence(self, unit: str, release: Release, call: Call) -> list[Evidence]:
         """The failing pod's logs (current and previous, 200 lines each) and events; every pod's state."""

@@ -18,10 +18,9 @@ from pipeline.errors import DeadlineExceeded, StageError
 from pipeline.helm import Workload
 from pipeline.kube import Kube, KubeError, Object
 from pipeline.rollout import pod_verdict, workload_verdict
+from pipeline.targets.helmcore import LOG_LINES, POLL
 from pipeline.targets.kubestate import MANAGED_BY
 
-POLL = 0.5
-LOG_LINES = 200  # as the evidence of a failed rollout
 KEPT_FOR = 86400  # seconds a failed Job stays for inspection (ttlSecondsAfterFinished)
 _COPIED = ("image", "imagePullPolicy", "env", "envFrom", "volumeMounts", "workingDir", "resources",
            "securityContext")  # fmt: skip
