@@ -200,7 +200,7 @@ class HelmTarget(HelmHealth, HelmMigrations):
     def _remember(self, version: str, call: Call) -> None:
         """The newest revision made by this run, as the revision serving ``version``."""
         try:
-            history = self.history(max(1.0, min(30.0, call.remaining() or 30.0)))
+            history = self.history_now(call)
         except InputError:
             return
         mine = [r for r in history if self.run and self.run in r.description.split()]
@@ -216,7 +216,7 @@ class HelmTarget(HelmHealth, HelmMigrations):
             )
         revision = self._recorded_revision(previous, call)
         self._helm(self.helm.rollback(revision, self.env.history_max, call.remaining()), call, changing=True)
-        history = self.history(max(1.0, min(30.0, call.remaining() or 30.0)))
+        history = self.history_now(call)
         if history:
             self.revisions[previous.version] = history[-1].revision
         return f"helm rollback to revision {revision} ({previous.version})"
@@ -225,7 +225,7 @@ class HelmTarget(HelmHealth, HelmMigrations):
         """The helm revision the ledger recorded for ``previous`` (older ledgers: found in helm's history)."""
         if previous.revision:
             return int(previous.revision)
-        history = self.history(max(1.0, min(30.0, call.remaining() or 30.0)))
+        history = self.history_now(call)
         named = [r for r in history if previous.version in r.description.split() and not r.pending]
         if not named:
             raise StageError(

@@ -53,6 +53,7 @@ class HelmCore:
         self.revisions: dict[str, int] = {}  # version -> the helm revision this run saw serve it
         self.verdict: Verdict | None = None  # the last rollout that failed, for the evidence
         self.manifests: dict[int, str] = {}
+        self.newest: int | None = None  # the newest revision, as last read: only helm commands change it
         self.clock = BusyClock()
         self.heartbeat: kubestate.Heartbeat | None = None  # renews the lease while this run holds it
 
@@ -67,6 +68,7 @@ class HelmCore:
         """A helm command under the call's deadline; StageError with its last words when it fails."""
         if changing:
             call.changing()
+            self.newest = None  # a helm command that changes the release makes a revision
         with self.clock.busy():
             result = self.executor.run(Command(tuple(argv), timeout=call.timeout(), interrupt=call.interrupt))
         redact = self.redactor.redact
@@ -89,7 +91,7 @@ class HelmCore:
         return StageError(stage, self.redactor.redact(f"[{self.name}] {what}: {error}"), self.name)
 
     def history(self, seconds: float) -> list[HelmRevision]:
-        """Every revision helm keeps of the release ([] before the first install)."""
+        """Every revision helm keeps of the release ([] before the first install); the newest is kept."""
         with self.clock.busy():
             result = self.executor.run(Command(self.helm.history(), timeout=max(1.0, seconds)))
         if not result.ok:
@@ -98,16 +100,24 @@ class HelmCore:
             words = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no answer"]
             raise InputError(self.redactor.redact(f"{self.name}: helm history failed: {words[0]}"))
         try:
-            return parse_history(result.stdout)
+            revisions = parse_history(result.stdout)
         except ValueError as exc:
             raise InputError(f"{self.name}: helm history printed what it should not: {exc}") from None
+        self.newest = revisions[-1].revision if revisions else None
+        return revisions
+
+    def history_now(self, call: Call) -> list[HelmRevision]:
+        """``history`` within what is left of a stage (30 s at most)."""
+        return self.history(max(1.0, min(30.0, call.remaining() or 30.0)))
 
     def _manifest(self, call: Call) -> str:
-        """What the newest revision rendered (the one being deployed, or rolled back to)."""
-        history = self.history(max(1.0, min(30.0, call.remaining() or 30.0)))
-        if not history:
+        """What the newest revision rendered (the one being deployed, or rolled back to). History is
+        read only when this target has not read it since its own last helm command."""
+        if self.newest is None:
+            self.history_now(call)
+        revision = self.newest
+        if revision is None:
             raise StageError(call.stage, f"{self.name} has no revision yet", self.name)
-        revision = history[-1].revision
         if revision not in self.manifests:
             self.manifests[revision] = self._helm(self.helm.manifest(revision), call).stdout
         return self.manifests[revision]
