@@ -1,5 +1,6 @@
-"""The Helm target's records in the cluster — the ledger ConfigMap and the Lease lock — through the real
-kubernetes client against the fake API server (API only: no pods)."""
+"""The Helm target's records and waits in the cluster — the ledger ConfigMap, the Lease lock, migration
+Jobs and the rollout watch — through the real kubernetes client against the fake API server (API only:
+pods are scheduled but never start, so every wait ends at its deadline or a signal)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 import pytest
 from kubefake import FakeCluster
 
+from pipeline.engine.cancel import Call, Cancellation
 from pipeline.engine.values import LockInfo, UnitState
+from pipeline.errors import Cancelled, DeadlineExceeded
 from pipeline.journal import Entry
 from pipeline.kube import Kube, KubeError
-from pipeline.targets import kubestate
+from pipeline.targets import helmjobs, kubestate
 
 
 @pytest.fixture
@@ -164,3 +167,73 @@ def test_a_renewed_lease_is_a_running_deploy_and_an_expired_one_an_interrupted_r
     assert dead is not None and not dead.live and "no longer renewed" in dead.describe()
     state = UnitState("app", [Entry(**{**entry("2.0.0", "in_progress").__dict__, "run": "r1"})], dead)
     assert [e.version for e in state.interrupted()] == ["2.0.0"]
+
+
+def job(name: str = "migrate") -> dict[str, object]:
+    """A Job whose pod never starts here (an API-only cluster runs no containers)."""
+    container = {"name": "m", "image": "app:1", "command": ["alembic", "upgrade", "head"]}
+    return {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"generateName": f"{name}-"},
+        "spec": {"backoffLimit": 0,
+                 "template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+    }  # fmt: skip
+
+
+def test_a_migration_job_past_its_deadline_is_deleted_before_the_error(
+    kube: tuple[Kube, FakeCluster],
+) -> None:
+
+    client, cluster = kube
+    call = Call("migrate", "default/app", 1.5, Cancellation())
+    with pytest.raises(DeadlineExceeded):
+        helmjobs.run_job(client, job(), call, sleep=time.sleep)
+    assert cluster.objects("batch/v1", "jobs", "default") == []  # nothing of ours keeps running
+
+
+def test_a_signal_during_a_migration_job_deletes_it(kube: tuple[Kube, FakeCluster]) -> None:
+
+    client, cluster = kube
+    cancel = Cancellation(grace=0)
+    call = Call("migrate", "default/app", 60, cancel)
+
+    def sleep(seconds: float) -> None:  # the signal arrives while the Job runs
+        cancel.request("SIGTERM received")
+        time.sleep(min(seconds, 0.05))
+
+    with pytest.raises(Cancelled):
+        helmjobs.run_job(client, job(), call, sleep=sleep)
+    assert cluster.objects("batch/v1", "jobs", "default") == []
+
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec: {containers: [{name: app, image: "app:1"}]}
+"""
+
+
+def test_a_rollout_not_ready_by_the_health_deadline_fails_with_what_it_waited_for(
+    kube: tuple[Kube, FakeCluster],
+) -> None:
+    import msgspec
+    import yaml
+
+    from pipeline.executor import FakeExecutor
+    from pipeline.helmconfig import HelmEnvironment
+    from pipeline.http import UrllibClient
+    from pipeline.targets.helm import HelmTarget
+
+    client, _ = kube
+    client.create("deployment", yaml.safe_load(DEPLOYMENT), 5)
+    env = msgspec.convert({"target": "helm", "release": "app", "chart": "chart"}, HelmEnvironment)
+    target = HelmTarget(env, client, FakeExecutor(), UrllibClient())
+    target.newest, target.manifests[1] = 1, DEPLOYMENT  # as after `helm upgrade`: no helm runs while it waits
+    result = target.watch(Call("health", "default/app", 1.5, Cancellation()))
+    assert not result.ok and result.check == "rollout"
+    assert result.detail.startswith("not rolled out after") and "Deployment/app" in result.detail
+    assert target.verdict is not None  # the evidence names what was waited for
