@@ -237,3 +237,35 @@ def test_a_rollout_not_ready_by_the_health_deadline_fails_with_what_it_waited_fo
     assert not result.ok and result.check == "rollout"
     assert result.detail.startswith("not rolled out after") and "Deployment/app" in result.detail
     assert target.verdict is not None  # the evidence names what was waited for
+
+
+def test_taking_over_a_killed_runs_lock_stops_the_migration_job_it_left_running(
+    kube: tuple[Kube, FakeCluster],
+) -> None:
+    import msgspec
+
+    from pipeline.executor import FakeExecutor
+    from pipeline.helmconfig import HelmEnvironment
+    from pipeline.http import UrllibClient
+    from pipeline.targets.helm import HelmTarget
+
+    client, cluster = kube
+    kubestate.take_lock(client, "app", LockInfo(who="ci", run="dead"), 5)
+    for run in ("dead", "other"):
+        body = job()
+        body["metadata"] = {"generateName": "app-migrate-", "labels": {"invoke-pipeline/run": run}}
+        created = client.create("job", body, 5)
+        created["status"] = {"active": 1}
+        cluster.store.replace("batch/v1", "jobs", "default", created["metadata"]["name"], created,
+                              subresource="status")  # fmt: skip
+    env = msgspec.convert({"target": "helm", "release": "app", "chart": "chart"}, HelmEnvironment)
+    target = HelmTarget(env, client, FakeExecutor(), UrllibClient())
+    try:
+        call = Call("lock", "default/app", 10, Cancellation())
+        assert target.lock("default/app", LockInfo(who="oncall", run="r2"), call, take_over="dead") is None
+    finally:
+        target.stop_heartbeat()
+    left = [
+        j["metadata"]["labels"]["invoke-pipeline/run"] for j in cluster.objects("batch/v1", "jobs", "default")
+    ]
+    assert left == ["other"]

@@ -124,7 +124,20 @@ class HelmTarget(HelmHealth, HelmMigrations):
             holder = self._lock(unit, info, call, take_over)
         if holder is None:
             self.heartbeat = kubestate.Heartbeat(self.kube, self.env.release, info.run, self.env.lock_lease)
+            if take_over:
+                self._stop_jobs_of(take_over, call)
         return holder
+
+    def _stop_jobs_of(self, run: str, call: Call) -> None:
+        """Delete the Jobs a killed run left running (a migration may go on in its pod): the run that
+        takes its lock over reads and moves the database next, and must be alone doing so."""
+        try:
+            jobs = self.kube.select("job", call.timeout(), selector=f"invoke-pipeline/run={run}")
+            for job in jobs:
+                if (job.get("status") or {}).get("active"):
+                    self.kube.delete("job", str(job["metadata"]["name"]), call.timeout())
+        except KubeError as exc:
+            raise self._api("lock", f"the Jobs left by run {run} cannot be stopped", exc) from None
 
     def _lock(self, unit: str, info: LockInfo, call: Call, take_over: str = "") -> LockInfo | None:
         """Create the Lease with its holder; the holder found when it is held."""
