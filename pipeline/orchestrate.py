@@ -240,7 +240,7 @@ def _deploy(
     sleep: Callable[[float], None] | None,
     redactor: Redactor,
 ) -> tuple[ExitCode, RunReport | None]:
-    from pipeline.notify import Notification, build_notifiers, send_all
+    from pipeline.notify import build_notifiers, send_all
     from pipeline.secrets import redactor_for
 
     env = without_skipped(config.environment(request.environment), request.skip)
@@ -270,12 +270,13 @@ def _deploy(
     # secret into a form the redactor no longer finds.
     report = redactor.redact_data(report)
     if notifiers:
-        notification = Notification(
-            environment=request.environment, version=release.version, outcome=report.outcome,
-            summary=report.summary(), details=tuple(report.details()), run_url=context.run_url,
-            report=report.to_data(),
+        from pipeline.notifyrun import deploy_notification
+
+        notification = deploy_notification(
+            executor, root, config, release, report,
+            tagged=bool(request.version), who=context.who, run_url=context.run_url,
         )  # fmt: skip
-        report.notified = send_all(notifiers, notification, redactor)
+        report.notified = send_all(notifiers, notification, redactor, sleep)
     say(report.render_text())
     for channel, error in report.notified:
         if error:
