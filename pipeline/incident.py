@@ -156,9 +156,9 @@ def _flat(value: Any) -> str:
 
 def _human(report: Mapping[str, Any], outcome: str, needed: bool) -> str:
     if outcome == "rollback_failed":
-        return "YES, now: the rollback failed; see the backups and the journal of each unit"
+        return "YES: the rollback failed; check what serves, restore the backup if one was taken"
     if outcome == "record_failed":
-        return "YES, now: fix the journal before the next deploy"
+        return "YES: set the journal right before the next deploy"
     if needed:
         return "YES: an internal error; see the traceback"
     if outcome == "interrupted":

@@ -130,7 +130,7 @@ def _footer(n: Notification) -> Line:
     what, url = more_link(n)
     if url:
         return Line(url, "link", f"… {what}", url)
-    return Line(f"… cut to fit; the {what.split()[-1]} is in the deploy's output")
+    return Line("… cut to fit: the rest is in the deploy's output")
 
 
 # --- Telegram HTML ---------------------------------------------------------------------------
@@ -234,12 +234,12 @@ def _slack_url(url: str) -> str:
 def _plain_cut(text: str, limit: int) -> str:
     if units(text) <= limit:
         return text
-    kept = ""
-    for char in text:
-        if units(kept + char) > limit - 1:
-            break
-        kept += char
-    return kept + "…"
+    total = 0
+    for index, char in enumerate(text):
+        total += units(char)
+        if total > limit - 1:
+            return text[:index] + "…"
+    return text
 
 
 # --- CHANGELOG Markdown ------------------------------------------------------------------------

@@ -20,6 +20,7 @@ class Reply:
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    gate: threading.Event | None = None  # with a delay: answer as soon as this is set
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     replies: list[Reply]
     received: list[Received]
+    arrived: threading.Event  # set by the first request
 
     @property
     def url(self) -> str:
@@ -61,8 +63,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.received.append(
             Received(self.path, body, {k.lower(): v for k, v in self.headers.items()})
         )
+        self.server.arrived.set()
         reply = self.server.next_reply()
-        if reply.delay:
+        if reply.gate is not None:
+            reply.gate.wait(reply.delay)
+        elif reply.delay:
             time.sleep(reply.delay)
         try:
             self.send_response(reply.status)
@@ -82,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
 def serving(*replies: Reply) -> Iterator[Server]:
     """A server answering ``replies`` (default: 200 ok) for the block's duration."""
     server = Server(("127.0.0.1", 0), _Handler)
-    server.received = []
+    server.received, server.arrived = [], threading.Event()
     server.answer(*(replies or (Reply(),)))
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
