@@ -164,3 +164,41 @@ def test_invoke_notify_sends_a_message_through_the_same_channels(
         "web2: 1.0.0",
     ]
     assert hook.received[0].json["summary"] == message
+
+
+def test_an_image_release_is_told_with_the_commit_of_its_tag_and_its_notes(repo: Repo) -> None:
+    from pipeline.engine.values import Release
+    from pipeline.executor import LocalExecutor
+    from pipeline.notifyrun import deploy_notification
+    from pipeline.runreport import RunReport
+
+    config = load_config({})
+    report = RunReport("prod", "1.0.0", None, {}, "deployed")
+    note = deploy_notification(
+        LocalExecutor(), repo.path, config, Release("1.0.0", None), report, tagged=True, who="bob", run_url=""
+    )
+    assert note.commit == repo.git("rev-parse", "v1.0.0^{commit}")
+    assert note.notes is not None and note.notes.lines == ("### Added", "- The first release.")
+    report.outcome = "rolled_back"
+    told = deploy_notification(
+        LocalExecutor(), repo.path, config, Release("1.0.0", None), report, tagged=True, who="bob", run_url=""
+    )
+    assert told.notes is None and told.outcome == "rolled_back"
+
+
+def test_a_git_that_fails_leaves_the_commit_and_notes_out_but_the_notification_goes(repo: Repo) -> None:
+    from pipeline.engine.values import Release
+    from pipeline.executor import Command, FakeExecutor
+    from pipeline.notifyrun import deploy_notification
+    from pipeline.runreport import RunReport
+
+    def broken(command: Command) -> Any:
+        raise OSError("git: not found")
+
+    report = RunReport("prod", "1.1.0", None, {}, "deployed")
+    note = deploy_notification(
+        FakeExecutor(handler=broken), repo.path, load_config({}), Release("1.1.0", None), report,
+        tagged=False, who="bob", run_url="",
+    )  # fmt: skip
+    assert note.commit == ""
+    assert note.notes is not None and note.notes.missing == "the release's commit is unknown"
