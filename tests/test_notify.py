@@ -496,3 +496,22 @@ def test_the_webhook_posts_the_report_to_a_real_server_and_never_shows_the_secre
         with pytest.raises(NotifyError) as caught:
             webhook.send(leaked_note("***"))
     assert_never_shown(TOKEN, webhook, caught.value, received.body)
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"attempts": 0}, "notify[0].attempts: 0 must be between 1 and 10"),
+        ({"attempts": 11}, "notify[0].attempts: 11 must be between 1 and 10"),
+        ({"budget": 0.5}, "notify[0].budget: 0.5 must be between 1 and 300 seconds"),
+        ({"budget": 3600}, "notify[0].budget: 3600 must be between 1 and 300 seconds"),
+    ],
+)
+def test_a_channels_attempts_and_budget_are_bounded(settings: dict[str, Any], problem: str) -> None:
+    from pipeline.config import load_config
+
+    channel = {"webhook": {"url_env": "HOOK_URL"}, **settings}
+    env = {"target": "compose", "hosts": ["h"], "path": "/srv/a", "notify": [channel]}
+    with pytest.raises(ConfigError) as caught:
+        load_config({"environments": {"prod": env}}).environment("prod")
+    assert f"pipeline.environments.prod.{problem}" in str(caught.value)
