@@ -5,17 +5,44 @@ Reading the notes never fails a deploy: the run's outcome is settled before anyo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.executor import Executor
-from pipeline.notify import Notification
+from pipeline.notify import Notification, Notifier, send_all
 from pipeline.releasenotes import ReleaseNotes, read_notes, release_commit
+from pipeline.secrets import Redactor
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
     from pipeline.engine.values import Release
     from pipeline.runreport import RunReport
+
+
+def tell(
+    notifiers: Sequence[Notifier],
+    executor: Executor,
+    root: Path,
+    config: PipelineConfig,
+    release: Release,
+    report: RunReport,
+    *,
+    tagged: bool,
+    who: str,
+    run_url: str,
+    redactor: Redactor,
+    sleep: Callable[[float], None] | None = None,
+) -> list[tuple[str, str | None]]:
+    """Build the deploy's notification and send it: ``(channel, error or None)`` each; never raises."""
+    try:
+        notification = deploy_notification(
+            executor, root, config, release, report, tagged=tagged, who=who, run_url=run_url
+        )
+    except Exception as exc:  # a bug of ours: the deploy's outcome stands, the channels say why
+        reason = redactor.redact(f"the notification could not be built: {type(exc).__name__}: {exc}")
+        return [(n.name, reason) for n in notifiers]
+    return send_all(notifiers, notification, redactor, sleep)
 
 
 def deploy_notification(

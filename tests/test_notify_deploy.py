@@ -202,3 +202,21 @@ def test_a_git_that_fails_leaves_the_commit_and_notes_out_but_the_notification_g
     )  # fmt: skip
     assert note.commit == ""
     assert note.notes is not None and note.notes.missing == "the release's commit is unknown"
+
+
+def test_a_notification_that_cannot_be_built_is_reported_per_channel_and_the_code_stands(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import notifyrun
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"bug near {TG_TOKEN}")
+
+    monkeypatch.setattr(notifyrun, "deploy_notification", broken)
+    with serving() as hook, serving(TELEGRAM_OK) as telegram:
+        configure(world, monkeypatch, hook, telegram)
+        code, report, _ = run(world)
+    assert code == ExitCode.OK
+    reason = "the notification could not be built: RuntimeError: bug near ***"
+    assert report.notified == [("webhook", reason), ("telegram", reason)]
+    assert hook.received == telegram.received == []
