@@ -87,11 +87,14 @@ class WebhookConfig(Section, frozen=True):
 
 
 class NotifyConfig(Section, frozen=True):
-    """One notification channel: exactly one of ``slack``, ``telegram``, ``webhook``."""
+    """One notification channel: exactly one of ``slack``, ``telegram``, ``webhook``; tried at most
+    ``attempts`` times within ``budget`` seconds."""
 
     slack: SlackConfig | None = None
     telegram: TelegramConfig | None = None
     webhook: WebhookConfig | None = None
+    attempts: int = 3
+    budget: float = 20.0
 
 
 class DeadlinesConfig(Section, frozen=True):
@@ -280,6 +283,10 @@ def notify_problems(at: str, channel: NotifyConfig) -> list[str]:
         return [f"{at}: give exactly one of slack, telegram or webhook"]
     name, settings = chosen[0]
     problems = []
+    if not 1 <= channel.attempts <= 10:
+        problems.append(f"{at}.attempts: {channel.attempts} must be between 1 and 10")
+    if not 1 <= channel.budget <= 300:
+        problems.append(f"{at}.budget: {channel.budget:g} must be between 1 and 300 seconds")
     for field in msgspec.structs.fields(type(settings)):
         value = getattr(settings, field.name)
         if field.name.endswith("_env") and not _VARIABLE.match(value):

@@ -240,7 +240,7 @@ def _deploy(
     sleep: Callable[[float], None] | None,
     redactor: Redactor,
 ) -> tuple[ExitCode, RunReport | None]:
-    from pipeline.notify import Notification, build_notifiers, send_all
+    from pipeline.notify import build_notifiers
     from pipeline.secrets import redactor_for
 
     env = without_skipped(config.environment(request.environment), request.skip)
@@ -270,12 +270,12 @@ def _deploy(
     # secret into a form the redactor no longer finds.
     report = redactor.redact_data(report)
     if notifiers:
-        notification = Notification(
-            environment=request.environment, version=release.version, outcome=report.outcome,
-            summary=report.summary(), details=tuple(report.details()), run_url=context.run_url,
-            report=report.to_data(),
+        from pipeline.notifyrun import tell
+
+        report.notified = tell(
+            notifiers, executor, root, config, release, report, tagged=bool(request.version),
+            who=context.who, run_url=context.run_url, redactor=redactor, sleep=sleep,
         )  # fmt: skip
-        report.notified = send_all(notifiers, notification, redactor)
     say(report.render_text())
     for channel, error in report.notified:
         if error:

@@ -1,28 +1,26 @@
-"""Notifications: exact payloads per channel, secrets kept out, and real POSTs to a local server."""
+"""Notifiers: what each channel is sent, which refusals are worth a retry, secrets kept out, and real
+POSTs to a server on loopback. Message shapes and limits: test_notifyformat; retries: test_delivery."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from loopback import TELEGRAM_OK, Reply, serving
 
 from pipeline.environments import NotifyConfig, SlackConfig, TelegramConfig, WebhookConfig
 from pipeline.errors import ConfigError
 from pipeline.http import FakeHttpClient, HttpError, HttpResponse, UrllibClient
 from pipeline.notify import (
     OUTCOMES,
-    SLACK_DETAILS_LIMIT,
-    TELEGRAM_TEXT_LIMIT,
-    TRUNCATED,
+    Budget,
     FakeNotifier,
     Notification,
     NotifyError,
+    Retryable,
     SlackNotifier,
     TelegramNotifier,
     WebhookNotifier,
@@ -35,14 +33,27 @@ TOKEN = "s3cr3t-token"
 HOOK = f"https://hooks.example.com/hook?token={TOKEN}"
 KEY = "pipeline.environments.prod.notify"
 
+HOSTS = ("web1", "web2", "web3")
 ROLLED_BACK = Notification(
     environment="production",
     version="2.0.0",
     outcome="rolled_back",
-    summary="2.0.0 failed its health check on 10.200.0.2 and was rolled back to 1.0.0",
+    summary="2.0.0 failed (health) and was rolled back to 1.0.0",
     details=("deploy: ok", "health: GET /health answered 500"),
     run_url="https://github.com/acme/app/actions/runs/1",
-    report={"exit_code": 1, "stages": [{"name": "health", "ok": False}]},
+    report={
+        "exit_code": 1,
+        "version": "2.0.0",
+        "previous": {h: "1.0.0" for h in HOSTS},
+        "stages": [
+            {"name": "deploy", "status": "ok"},
+            {"name": "health", "status": "failed", "detail": "web3: GET /health answered 500"},
+        ],
+        "rollback": [{"name": "restore", "status": "ok", "host": h} for h in HOSTS],
+        "units": {h: "restored" for h in HOSTS},
+    },
+    commit="0123456789abcdef",
+    who="alice",
 )
 
 
@@ -52,16 +63,16 @@ def sent_json(fake: FakeHttpClient, index: int = -1) -> Any:
     return json.loads(body)
 
 
-def units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
 @pytest.mark.parametrize(
     ("outcome", "title"),
     [
         ("deployed", "✅ production: 2.0.0 deployed"),
         ("rolled_back", "↩️ production: 2.0.0 rolled back"),
         ("rollback_failed", "🔥 production: rollback FAILED"),
+        ("record_failed", "🔥 production: 2.0.0: the journal was NOT written"),
+        ("migrate_failed", "❌ production: the migration failed"),
+        ("restored", "↩️ production: 2.0.0 rolled back by hand"),
+        ("migrated", "🗄️ production: 2.0.0 migrated"),
         ("failed", "❌ production: 2.0.0 failed"),
         ("cancelled", "⏹️ production: 2.0.0 cancelled"),
         ("interrupted", "⏹️ production: 2.0.0 interrupted before any change"),
@@ -78,12 +89,22 @@ def test_every_outcome_has_a_title() -> None:
         "deployed",
         "rolled_back",
         "rollback_failed",
+        "record_failed",
         "failed",
+        "migrate_failed",
         "cancelled",
         "interrupted",
         "noop",
+        "restored",
+        "migrated",
         "message",
     )
+
+
+def test_every_outcome_of_a_run_report_can_be_told() -> None:
+    from pipeline.runreport import OUTCOMES as REPORTED
+
+    assert set(REPORTED) | {"interrupted"} <= set(OUTCOMES)
 
 
 def test_an_unknown_outcome_is_refused() -> None:
@@ -91,104 +112,123 @@ def test_an_unknown_outcome_is_refused() -> None:
         Notification("production", "2.0.0", "shipped", "s")
 
 
-def test_slack_gets_fallback_text_a_header_section_and_a_code_block() -> None:
+def test_slack_gets_a_header_the_message_in_mrkdwn_and_fallback_text() -> None:
     fake = FakeHttpClient(responses=[HttpResponse(200, "ok")])
     SlackNotifier(Secret(HOOK), fake).send(ROLLED_BACK)
     [request] = fake.requests
     assert (request.method, request.url) == ("POST", HOOK)
     assert request.headers == {"Content-Type": "application/json; charset=utf-8"}
+    assert request.timeout == 10.0
     assert sent_json(fake) == {
         "text": "↩️ production: 2.0.0 rolled back\n" + ROLLED_BACK.summary,
         "blocks": [
             {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": "*↩️ production: 2.0.0 rolled back*\n"
-                    + ROLLED_BACK.summary
-                    + "\n<https://github.com/acme/app/actions/runs/1|Open the run>",
-                },
+                "type": "header",
+                "text": {"type": "plain_text", "text": "↩️ production: 2.0.0 rolled back", "emoji": True},
             },
             {
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": "```\ndeploy: ok\nhealth: GET /health answered 500\n```",
+                    "text": "*What failed:* health: web3: GET /health answered 500\n"
+                    "*Impact:* 2.0.0 is not live: users are served what they had before the deploy\n"
+                    "*Rollback:* restore ok [web1, web2, web3]\n"
+                    "*Serving now:* 1.0.0 on web1, web2, web3\n"
+                    "*Human needed now:* no: the previous release serves; fix and deploy again\n"
+                    "*Version:* 2.0.0\n*Environment:* production\n*Commit:* 0123456789ab\n*By:* alice\n"
+                    "*Run:* <https://github.com/acme/app/actions/runs/1|CI run>",
                 },
             },
         ],
     }
 
 
-def test_slack_without_details_or_run_url_gets_the_header_only() -> None:
+def test_a_message_without_a_report_says_its_summary_and_details() -> None:
     fake = FakeHttpClient(responses=[HttpResponse(200, "ok")])
-    SlackNotifier(Secret(HOOK), fake).send(Notification("staging", "1.1.0", "deployed", "done"))
-    assert sent_json(fake)["blocks"] == [
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": "*✅ staging: 1.1.0 deployed*\ndone"},
-        }
-    ]
-
-
-def test_slack_control_characters_are_escaped() -> None:
-    fake = FakeHttpClient(responses=[HttpResponse(200, "ok")])
-    note = Notification("prod", "2.0.0", "failed", "a < b & c > d", details=("<html>",))
+    note = Notification("staging", "1.1.0", "message", "a < b & c", ("web1: 1.1.0",))
     SlackNotifier(Secret(HOOK), fake).send(note)
     payload = sent_json(fake)
-    assert payload["text"] == "❌ prod: 2.0.0 failed\na &lt; b &amp; c &gt; d"
-    assert payload["blocks"][1]["text"]["text"] == "```\n&lt;html&gt;\n```"
+    assert payload["text"] == "📣 staging: 1.1.0\na &lt; b &amp; c"
+    assert payload["blocks"][1]["text"]["text"] == (
+        "a &lt; b &amp; c\nweb1: 1.1.0\n*Version:* 1.1.0\n*Environment:* staging"
+    )
 
 
-def test_slack_details_are_cut_below_the_block_limit_between_whole_entities() -> None:
-    fake = FakeHttpClient(responses=[HttpResponse(200, "ok")])
-    note = Notification("prod", "2.0.0", "failed", "s", details=("&" * 5000,))
-    SlackNotifier(Secret(HOOK), fake).send(note)
-    block = sent_json(fake)["blocks"][1]["text"]["text"]
-    assert len(block) <= 3000
-    inner = block.removeprefix("```\n").removesuffix("\n```")
-    assert inner.endswith(TRUNCATED)
-    kept = inner.removesuffix(TRUNCATED)
-    assert kept == "&amp;" * ((SLACK_DETAILS_LIMIT - len(TRUNCATED)) // 5)
+@pytest.mark.parametrize(
+    ("answer", "retry_after"),
+    [
+        (HttpResponse(500, "internal_error"), None),
+        (HttpResponse(503, "busy", {"retry-after": "7"}), 7.0),
+        (HttpResponse(429, "rate_limited", {"retry-after": "3"}), 3.0),
+        (HttpResponse(429, "rate_limited", {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}), None),
+    ],
+)
+def test_a_slack_429_or_5xx_is_retryable_with_the_wait_slack_asks(
+    answer: HttpResponse, retry_after: float | None
+) -> None:
+    with pytest.raises(Retryable) as caught:
+        SlackNotifier(Secret(HOOK), FakeHttpClient(responses=[answer])).send(ROLLED_BACK)
+    assert caught.value.retry_after == retry_after
+    assert str(caught.value) == f"slack: the webhook answered {answer.status}: {answer.body}"
 
 
-def test_a_slack_refusal_names_the_channel_status_and_body_start() -> None:
+def test_a_slack_refusal_names_the_channel_status_and_body_start_and_is_final() -> None:
     fake = FakeHttpClient(responses=[HttpResponse(404, "no_service" + "x" * 500)])
     with pytest.raises(NotifyError) as caught:
         SlackNotifier(Secret(HOOK), fake).send(ROLLED_BACK)
     assert str(caught.value) == "slack: the webhook answered 404: no_service" + "x" * 190
+    assert not isinstance(caught.value, Retryable)
 
 
-def test_an_unreachable_slack_is_a_notify_error_without_the_url() -> None:
+def test_an_unreachable_slack_is_retryable_and_the_error_has_no_url() -> None:
     fake = FakeHttpClient(responses=[HttpError("POST", HOOK, "connection refused")])
-    with pytest.raises(NotifyError) as caught:
-        SlackNotifier(Secret(HOOK), fake).send(ROLLED_BACK)
+    with pytest.raises(Retryable) as caught:
+        SlackNotifier(Secret(HOOK), fake).send(ROLLED_BACK, timeout=2.5)
     assert str(caught.value) == "slack: no answer: connection refused"
     assert caught.value.__cause__ is None
+    assert fake.requests[0].timeout == 2.5
 
 
-def test_telegram_gets_plain_text_without_previews_at_the_bot_url() -> None:
+def test_telegram_gets_html_without_previews_at_the_bot_url() -> None:
     fake = FakeHttpClient(responses=[HttpResponse(200, '{"ok": true, "result": {}}')])
     TelegramNotifier(Secret("123:" + TOKEN), Secret("-100200"), fake).send(ROLLED_BACK)
     [request] = fake.requests
     assert request.url == f"https://api.telegram.org/bot123:{TOKEN}/sendMessage"
-    assert sent_json(fake) == {
-        "chat_id": "-100200",
-        "text": "↩️ production: 2.0.0 rolled back\n"
-        + ROLLED_BACK.summary
-        + "\n\ndeploy: ok\nhealth: GET /health answered 500"
-        + "\n\nhttps://github.com/acme/app/actions/runs/1",
-        "disable_web_page_preview": True,
-    }
+    sent = sent_json(fake)
+    assert (sent["chat_id"], sent["parse_mode"], sent["disable_web_page_preview"]) == (
+        "-100200",
+        "HTML",
+        True,
+    )
+    assert sent["text"].splitlines()[:3] == [
+        "<b>↩️ production: 2.0.0 rolled back</b>",
+        "<b>What failed:</b> health: web3: GET /health answered 500",
+        "<b>Impact:</b> 2.0.0 is not live: users are served what they had before the deploy",
+    ]
+    assert sent["text"].endswith(
+        '<b>Run:</b> <a href="https://github.com/acme/app/actions/runs/1">CI run</a>'
+    )
 
 
-def test_telegram_text_is_cut_to_4096_utf16_units() -> None:
-    fake = FakeHttpClient(responses=[HttpResponse(200, '{"ok": true}')])
-    note = Notification("prod", "2.0.0", "failed", "s", details=("🔥" * 3000,))
-    TelegramNotifier(Secret(TOKEN), Secret("-100200"), fake).send(note)
-    text = sent_json(fake)["text"]
-    assert text.endswith(TRUNCATED)
-    assert TELEGRAM_TEXT_LIMIT - 1 <= units(text) <= TELEGRAM_TEXT_LIMIT
+def test_telegram_429_is_retryable_after_the_bot_apis_retry_after() -> None:
+    body = '{"ok":false,"error_code":429,"description":"Too Many Requests","parameters":{"retry_after":5}}'
+    notifier = TelegramNotifier(
+        Secret(TOKEN), Secret("-1"), FakeHttpClient(responses=[HttpResponse(429, body)])
+    )
+    with pytest.raises(Retryable) as caught:
+        notifier.send(ROLLED_BACK)
+    assert caught.value.retry_after == 5.0
+
+
+def test_html_the_bot_api_cannot_parse_goes_out_again_as_plain_text() -> None:
+    refused = HttpResponse(400, '{"ok":false,"description":"Bad Request: can\'t parse entities: ..."}')
+    fake = FakeHttpClient(responses=[refused, HttpResponse(200, '{"ok": true}')])
+    note = Notification("prod", "2.0.0", "message", "a < b & c")
+    TelegramNotifier(Secret(TOKEN), Secret("-1"), fake).send(note)
+    first, second = (json.loads(r.body or b"") for r in fake.requests)
+    assert first["parse_mode"] == "HTML" and "a &lt; b &amp; c" in first["text"]
+    assert "parse_mode" not in second
+    assert second["text"] == "📣 prod: 2.0.0\na < b & c\nVersion: 2.0.0\nEnvironment: prod"
 
 
 @pytest.mark.parametrize(
@@ -217,20 +257,27 @@ def test_telegram_not_confirming_is_a_notify_error_without_the_token(
     assert TOKEN not in str(caught.value)
 
 
-def test_the_webhook_gets_every_field_and_the_report_as_it_is() -> None:
+def test_the_webhook_gets_structured_fields_and_the_report_as_it_is() -> None:
     fake = FakeHttpClient(responses=[HttpResponse(204)])
     WebhookNotifier(Secret(HOOK), fake).send(ROLLED_BACK)
     assert fake.requests[0].url == HOOK
-    assert sent_json(fake) == {
+    sent = sent_json(fake)
+    assert {
+        k: sent[k] for k in ("title", "environment", "version", "outcome", "commit", "who", "run_url")
+    } == {
         "title": "↩️ production: 2.0.0 rolled back",
         "environment": "production",
         "version": "2.0.0",
         "outcome": "rolled_back",
-        "summary": ROLLED_BACK.summary,
-        "details": ["deploy: ok", "health: GET /health answered 500"],
+        "commit": "0123456789abcdef",
+        "who": "alice",
         "run_url": "https://github.com/acme/app/actions/runs/1",
-        "report": {"exit_code": 1, "stages": [{"name": "health", "ok": False}]},
     }
+    assert (sent["summary"], sent["details"]) == (ROLLED_BACK.summary, list(ROLLED_BACK.details))
+    assert sent["incident"]["serving"] == "1.0.0 on web1, web2, web3"
+    assert sent["incident"]["human_needed"] is False
+    assert (sent["notes"], sent["emergency"], sent["waived"], sent["backups"]) == (None, None, [], None)
+    assert sent["report"] == ROLLED_BACK.report
 
 
 def test_a_webhook_refusal_is_a_notify_error() -> None:
@@ -262,7 +309,7 @@ CHANNELS = (
     NotifyConfig(slack=SlackConfig(webhook_env="SLACK_URL")),
     NotifyConfig(telegram=TelegramConfig(token_env="TG_TOKEN", chat_env="TG_CHAT")),
     NotifyConfig(webhook=WebhookConfig(url_env="HOOK_URL")),
-    NotifyConfig(slack=SlackConfig(webhook_env="SLACK_URL_2")),
+    NotifyConfig(slack=SlackConfig(webhook_env="SLACK_URL_2"), attempts=5, budget=60),
 )
 ENV = {
     "SLACK_URL": HOOK,
@@ -289,6 +336,10 @@ def test_build_notifiers_makes_one_per_channel_and_hands_secrets_to_the_redactor
     assert (telegram.token, telegram.chat_id) == (Secret("123:" + TOKEN), Secret("-100200"))
     assert isinstance(webhook, WebhookNotifier)
     assert redactor.redact(" ".join(ENV.values())) == " ".join(["***"] * len(ENV))
+    budgets = [
+        n.budget for n in notifiers if isinstance(n, (SlackNotifier, TelegramNotifier, WebhookNotifier))
+    ]
+    assert budgets == [Budget(3, 20.0)] * 3 + [Budget(5, 60.0)]
 
 
 def test_build_notifiers_names_every_missing_variable_by_its_key() -> None:
@@ -370,45 +421,6 @@ def test_these_modules_import_neither_urllib_request_nor_the_config_types() -> N
     assert out.stdout.strip() == "[]"
 
 
-class Server(ThreadingHTTPServer):
-    """A loopback server that records each request (path, body) and answers ``reply``."""
-
-    received: list[tuple[str, bytes]]
-    reply: tuple[int, bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Server
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append((self.path, body))
-        status, payload = self.server.reply
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    httpd = Server(("127.0.0.1", 0), Handler)
-    httpd.received, httpd.reply = [], (200, b"ok")
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
-
-
 def leaked_note(url: str) -> Notification:
     """A notification whose texts quote the secret, as a careless error message would."""
     return Notification(
@@ -417,7 +429,7 @@ def leaked_note(url: str) -> Notification:
         "failed",
         f"could not reach {url}",
         details=(f"POST {url}",),
-        report={"url": url},
+        report={"url": url, "stages": [{"name": "deploy", "status": "failed", "detail": f"POST {url}"}]},
     )
 
 
@@ -426,61 +438,80 @@ def assert_never_shown(secret: str, notifier: object, error: NotifyError, body: 
     assert all(secret not in text for text in shown)
 
 
-def test_slack_posts_to_a_real_server_and_never_shows_the_secret(server: Server) -> None:
-    url = f"{server.url}/hook?token={TOKEN}"
-    redactor = Redactor()
-    [slack] = build_notifiers(CHANNELS[:1], {"SLACK_URL": url}, UrllibClient(), KEY, redactor)
-    assert send_all([slack], leaked_note(url), redactor) == [("slack", None)]
-    [(path, body)] = server.received
-    assert path == f"/hook?token={TOKEN}"
-    assert json.loads(body)["text"] == "❌ prod: 2.0.0 failed\ncould not reach ***"
+def test_slack_posts_to_a_real_server_and_never_shows_the_secret() -> None:
+    with serving() as server:
+        url = f"{server.url}/hook?token={TOKEN}"
+        redactor = Redactor()
+        [slack] = build_notifiers(CHANNELS[:1], {"SLACK_URL": url}, UrllibClient(), KEY, redactor)
+        assert send_all([slack], leaked_note(url), redactor) == [("slack", None)]
+        [received] = server.received
+        assert received.path == f"/hook?token={TOKEN}"
+        assert received.json["text"] == "❌ prod: 2.0.0 failed\ncould not reach ***"
+        assert "*What failed:* deploy: POST ***" in received.json["blocks"][1]["text"]["text"]
 
-    server.reply = (500, b"internal_error")
-    with pytest.raises(NotifyError) as caught:
-        slack.send(leaked_note("***"))
-    assert str(caught.value) == "slack: the webhook answered 500: internal_error"
-    assert_never_shown(TOKEN, slack, caught.value, body)
+        server.answer(Reply(404, b"no_service"))
+        with pytest.raises(NotifyError) as caught:
+            slack.send(leaked_note("***"))
+    assert str(caught.value) == "slack: the webhook answered 404: no_service"
+    assert_never_shown(TOKEN, slack, caught.value, received.body)
 
 
-def test_telegram_posts_to_a_real_server_and_never_shows_the_token(server: Server) -> None:
+def test_telegram_posts_to_a_real_server_and_never_shows_the_token() -> None:
     token = "123456:" + TOKEN
     env = {"TG_TOKEN": token, "TG_CHAT": "-100200"}
-    channel = NotifyConfig(
-        telegram=TelegramConfig(token_env="TG_TOKEN", chat_env="TG_CHAT", api_url=server.url)
-    )
-    redactor = Redactor()
-    [telegram] = build_notifiers([channel], env, UrllibClient(), KEY, redactor)
-    server.reply = (200, b'{"ok": true, "result": {"message_id": 7}}')
-    assert send_all([telegram], leaked_note(token), redactor) == [("telegram", None)]
-    [(path, body)] = server.received
-    assert path == f"/bot{token}/sendMessage"
-    sent = json.loads(body)
-    assert sent["chat_id"] == "-100200"
-    assert sent["text"].startswith("❌ prod: 2.0.0 failed\ncould not reach ***\n\nPOST ***")
+    with serving(TELEGRAM_OK) as server:
+        channel = NotifyConfig(
+            telegram=TelegramConfig(token_env="TG_TOKEN", chat_env="TG_CHAT", api_url=server.url)
+        )
+        redactor = Redactor()
+        [telegram] = build_notifiers([channel], env, UrllibClient(), KEY, redactor)
+        assert send_all([telegram], leaked_note(token), redactor) == [("telegram", None)]
+        [received] = server.received
+        assert received.path == f"/bot{token}/sendMessage"
+        sent = received.json
+        assert sent["chat_id"] == "-100200"
+        assert sent["text"].startswith("<b>❌ prod: 2.0.0 failed</b>\n<b>What failed:</b> deploy: POST ***")
 
-    server.reply = (401, b'{"ok":false,"error_code":401,"description":"Unauthorized"}')
-    with pytest.raises(NotifyError) as caught:
-        telegram.send(leaked_note("***"))
+        server.answer(Reply(401, b'{"ok":false,"error_code":401,"description":"Unauthorized"}'))
+        with pytest.raises(NotifyError) as caught:
+            telegram.send(leaked_note("***"))
     assert "answered 401" in str(caught.value)
-    assert_never_shown(TOKEN, telegram, caught.value, body)
+    assert_never_shown(TOKEN, telegram, caught.value, received.body)
 
 
-def test_the_webhook_posts_the_report_to_a_real_server_and_never_shows_the_secret(
-    server: Server,
-) -> None:
-    url = f"{server.url}/hook?token={TOKEN}"
-    redactor = Redactor()
-    [webhook] = build_notifiers(CHANNELS[2:3], {"HOOK_URL": url}, UrllibClient(), KEY, redactor)
-    assert send_all([webhook], leaked_note(url), redactor) == [("webhook", None)]
-    [(path, body)] = server.received
-    assert path == f"/hook?token={TOKEN}"
-    sent = json.loads(body)
-    assert (sent["outcome"], sent["report"]) == ("failed", {"url": "***"})
-    assert sent["details"] == ["POST ***"]
+def test_the_webhook_posts_the_report_to_a_real_server_and_never_shows_the_secret() -> None:
+    with serving(Reply(200), Reply(404, b"gone")) as server:
+        url = f"{server.url}/hook?token={TOKEN}"
+        redactor = Redactor()
+        [webhook] = build_notifiers(CHANNELS[2:3], {"HOOK_URL": url}, UrllibClient(), KEY, redactor)
+        assert send_all([webhook], leaked_note(url), redactor) == [("webhook", None)]
+        received = server.received[0]
+        assert received.path == f"/hook?token={TOKEN}"
+        sent = received.json
+        assert (sent["outcome"], sent["report"]["url"]) == ("failed", "***")
+        assert sent["details"] == ["POST ***"]
 
-    server.reply = (503, b"maintenance")
-    results = send_all([webhook], leaked_note(url), redactor)
-    assert results == [("webhook", "webhook: the webhook answered 503: maintenance")]
-    with pytest.raises(NotifyError) as caught:
-        webhook.send(leaked_note("***"))
-    assert_never_shown(TOKEN, webhook, caught.value, body)
+        results = send_all([webhook], leaked_note(url), redactor)
+        assert results == [("webhook", "webhook: the webhook answered 404: gone")]
+        with pytest.raises(NotifyError) as caught:
+            webhook.send(leaked_note("***"))
+    assert_never_shown(TOKEN, webhook, caught.value, received.body)
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"attempts": 0}, "notify[0].attempts: 0 must be between 1 and 10"),
+        ({"attempts": 11}, "notify[0].attempts: 11 must be between 1 and 10"),
+        ({"budget": 0.5}, "notify[0].budget: 0.5 must be between 1 and 300 seconds"),
+        ({"budget": 3600}, "notify[0].budget: 3600 must be between 1 and 300 seconds"),
+    ],
+)
+def test_a_channels_attempts_and_budget_are_bounded(settings: dict[str, Any], problem: str) -> None:
+    from pipeline.config import load_config
+
+    channel = {"webhook": {"url_env": "HOOK_URL"}, **settings}
+    env = {"target": "compose", "hosts": ["h"], "path": "/srv/a", "notify": [channel]}
+    with pytest.raises(ConfigError) as caught:
+        load_config({"environments": {"prod": env}}).environment("prod")
+    assert f"pipeline.environments.prod.{problem}" in str(caught.value)
