@@ -23,6 +23,9 @@ _TITLES = {
     "interrupted": "⏹️ {environment}: {version} interrupted before any change",
     "noop": "💤 {environment}: {version} already deployed",
     "message": "📣 {environment}: {version}",
+    "env_applied": "⚙️ {environment}: configuration changed",
+    "env_reverted": "↩️ {environment}: configuration change reverted",
+    "env_failed": "🔥 {environment}: configuration revert FAILED",
 }
 
 OUTCOMES = tuple(_TITLES)

@@ -67,6 +67,9 @@ def units(text: str) -> int:
         ("interrupted", "⏹️ production: 2.0.0 interrupted before any change"),
         ("noop", "💤 production: 2.0.0 already deployed"),
         ("message", "📣 production: 2.0.0"),
+        ("env_applied", "⚙️ production: configuration changed"),
+        ("env_reverted", "↩️ production: configuration change reverted"),
+        ("env_failed", "🔥 production: configuration revert FAILED"),
     ],
 )
 def test_the_title_says_environment_version_and_outcome(outcome: str, title: str) -> None:
@@ -83,6 +86,9 @@ def test_every_outcome_has_a_title() -> None:
         "interrupted",
         "noop",
         "message",
+        "env_applied",
+        "env_reverted",
+        "env_failed",
     )
 
 
