@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from pipeline.compose import Project
 from pipeline.engine.cancel import Call
 from pipeline.errors import Cancelled, DeadlineExceeded, StageError
-from pipeline.executor import TIMED_OUT, Result
+from pipeline.executor import TIMED_OUT
 from pipeline.journal import Entry
 from pipeline.targets import hostfiles
 from pipeline.targets.compose import ComposeTarget, Host
@@ -161,10 +161,7 @@ class EnvFiles:
 
     def read(self, unit: str, call: Call) -> str | None:
         """The file's text, None when there is none (its content is never redacted nor shown)."""
-        result = self._attempt(unit, read_file(self.path(unit)), call)
-        if not result.ok:
-            raise self._failure(call.stage, unit, read_file(self.path(unit)), result)
-        marker, _, text = result.stdout.partition("\n")
+        marker, _, text = self._read_raw(unit, read_file(self.path(unit)), call).partition("\n")
         if marker == ABSENT:
             return None
         if marker != PRESENT:
@@ -221,35 +218,27 @@ class EnvFiles:
     # -- running -----------------------------------------------------------------------------------
 
     def _run(self, unit: str, argv: Sequence[str], call: Call, stdin: str | None = None) -> str:
-        """Run argv; its output redacted; StageError with its last words when it fails."""
-        result = self._attempt(unit, argv, call, stdin)
-        redact = self.target.redactor.redact
-        result = replace(result, stdout=redact(result.stdout), stderr=redact(result.stderr))
-        if not result.ok:
-            raise self._failure(call.stage, unit, argv, result)
-        return result.stdout
+        """Run argv as every command of the target runs: deadline, output redacted, StageError."""
+        return self.target._run(self.host(unit), argv, call, stdin=stdin)
 
-    def _attempt(self, unit: str, argv: Sequence[str], call: Call, stdin: str | None = None) -> Result:
-        """Run argv under the call's deadline; a deadline, a stop or a dead link become their errors.
-        The output is returned as the host sent it."""
+    def _read_raw(self, unit: str, argv: Sequence[str], call: Call) -> str:
+        """Run a read whose output is the file's text: returned as the host sent it, never put in an
+        error (only the redacted stderr is)."""
         host = self.host(unit)
-        timeout = call.timeout()
         with self.target.clock.busy():
-            result = host.remote.run(argv, stdin=stdin, timeout=timeout, interrupt=call.interrupt)
+            result = host.remote.run(argv, timeout=call.timeout(), interrupt=call.interrupt)
         redact = self.target.redactor.redact
+        words = redact(result.stderr).strip().splitlines()[-1:] or ["no output"]
         if result.interrupted:
             raise Cancelled(str(call.cancel.reason or "interrupted"))
         if result.returncode == TIMED_OUT:
-            late = f"{call.stage} on {unit} passed its deadline of {call.seconds:g} s"
-            raise DeadlineExceeded(call.stage, redact(f"{late}: {shown(argv)}"), unit)
+            raise DeadlineExceeded(
+                call.stage, f"{call.stage} on {unit} passed its deadline of {call.seconds:g} s", unit
+            )
         if host.remote.unreachable(result):
-            detail = redact(result.stderr).strip().splitlines()[-1:] or ["no answer"]
-            raise StageError(call.stage, f"{unit} is unreachable over ssh: {detail[0]}", unit)
-        return result
-
-    def _failure(self, stage: str, unit: str, argv: Sequence[str], result: Result) -> StageError:
-        """What failed, with the command's last words (redacted; never the file's text)."""
-        redact = self.target.redactor.redact
-        words = redact(result.stderr).strip().splitlines()[-3:]
-        message = f"[{unit}] {shown(argv)} exited {result.returncode}: {' / '.join(words) or 'no output'}"
-        return StageError(stage, redact(message), unit, redact(result.stderr)[-2000:])
+            raise StageError(call.stage, f"{unit} is unreachable over ssh: {words[0]}", unit)
+        if not result.ok:
+            raise StageError(
+                call.stage, f"[{unit}] reading {self.path(unit)} exited {result.returncode}: {words[0]}", unit
+            )
+        return result.stdout
