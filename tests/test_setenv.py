@@ -231,3 +231,90 @@ def test_the_write_script_keeps_the_newest_backups(tmp_path: Any) -> None:
     assert target.read_text() == "N=12\n" and oct(target.stat().st_mode & 0o777) == "0o600"
     assert {oct(p.stat().st_mode & 0o777) for p in backups.iterdir()} == {"0o600"}
     assert [p.name for p in target.parent.iterdir()] == [".env"]  # no temporary file left
+
+
+def test_a_deadline_passed_while_recreating_puts_the_old_file_back() -> None:
+    from pipeline.executor import TIMED_OUT
+
+    hosts = Hosts()
+    answer = hosts.run
+
+    def late(host: str, remote: tuple[str, ...], stdin: str | None) -> tuple[int, str, str]:
+        if "up" in remote and host == "web2" and "API_TOKEN" in str(hosts.files[host]):
+            hosts.running[host] = str(hosts.files[host])
+            return TIMED_OUT, "", ""
+        return answer(host, remote, stdin)
+
+    hosts.run = late  # type: ignore[method-assign]
+    code, out = run(hosts, f"API_TOKEN={SECRET}")
+
+    assert code == ExitCode.ROLLED_BACK, out
+    assert "deploy on web2 passed its deadline" in out
+    assert all(hosts.files[h] == f"# db\nDB_PASSWORD={OLD_SECRET}\n" for h in HOSTS)
+    assert all(hosts.running[h] == hosts.files[h] for h in HOSTS)  # recreated with the old file again
+
+
+def test_sigterm_during_the_health_check_puts_the_old_file_back() -> None:
+    import os
+    import signal
+
+    hosts = Hosts()
+    answer = hosts.health
+    sent: list[str] = []
+
+    def slow(request: HttpRequest) -> HttpResponse:
+        if not sent and "API_TOKEN" in hosts.running[str(urlsplit(request.url).hostname)]:
+            sent.append("sent")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return answer(request)
+
+    hosts.http = FakeHttpClient(handler=slow)
+    code, out = run(
+        hosts, f"API_TOKEN={SECRET}", strategy="rolling", health=[CONFIG["health"][0] | {"attempts": 3}]
+    )
+
+    assert code == ExitCode.ROLLED_BACK, out
+    assert "SIGTERM received" in out and "the old file is back" in out
+    assert hosts.files["web1"] == f"# db\nDB_PASSWORD={OLD_SECRET}\n"
+    assert not hosts.changes("web2")  # the second batch never started
+    assert hosts.entries("web2")[-1].event == "deploy"
+
+
+def test_our_own_bug_while_changing_still_puts_the_old_file_back() -> None:
+    hosts = Hosts()
+    answer = hosts.run
+
+    def broken(host: str, remote: tuple[str, ...], stdin: str | None) -> tuple[int, str, str]:
+        if "--hash" in remote and "API_TOKEN" in str(hosts.files[host]):
+            raise RuntimeError("a bug")
+        return answer(host, remote, stdin)
+
+    hosts.run = broken  # type: ignore[method-assign]
+    code, out = run(hosts, f"API_TOKEN={SECRET}")
+
+    assert code == ExitCode.ROLLED_BACK, out
+    assert "internal error: RuntimeError: a bug" in out
+    assert all(hosts.files[h] == f"# db\nDB_PASSWORD={OLD_SECRET}\n" for h in HOSTS)
+
+
+def test_a_host_whose_file_cannot_be_read_stops_the_run_before_any_change() -> None:
+    hosts = Hosts()
+    answer = hosts.run
+
+    def unreadable(host: str, remote: tuple[str, ...], stdin: str | None) -> tuple[int, str, str]:
+        if remote[3:4] == ("pl-env-read",) and host == "web2":
+            return envcmd.UNREADABLE, "", "/srv/app/.env is larger than 262144 bytes"
+        return answer(host, remote, stdin)
+
+    hosts.run = unreadable  # type: ignore[method-assign]
+    with pytest.raises(InputError, match=r"cannot read the variables file on web2: .* larger than"):
+        run(hosts, f"API_TOKEN={SECRET}")
+    assert all(not hosts.changes(h) for h in HOSTS)
+    assert all(hosts.locks[h] is None for h in HOSTS)
+
+
+def test_a_host_that_serves_nothing_yet_is_refused() -> None:
+    hosts = Hosts()
+    hosts.journals["web2"] = ""
+    with pytest.raises(InputError, match="web2: no release is recorded as serving: deploy one first"):
+        run(hosts, f"API_TOKEN={SECRET}")
