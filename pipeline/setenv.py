@@ -140,6 +140,8 @@ def _read(
     failures = fleet.each(list(by_unit), lambda unit: read(by_unit[unit]))
     if failures:
         unit, exc = next(iter(failures.items()))
+        if isinstance(exc, InputError):
+            raise exc
         raise InputError(f"cannot read the variables file on {unit}: {exc}; nothing was changed")
     return found
 

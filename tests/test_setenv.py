@@ -318,3 +318,30 @@ def test_a_host_that_serves_nothing_yet_is_refused() -> None:
     hosts.journals["web2"] = ""
     with pytest.raises(InputError, match="web2: no release is recorded as serving: deploy one first"):
         run(hosts, f"API_TOKEN={SECRET}")
+
+
+def test_a_file_git_tracks_in_the_checkout_is_refused_before_any_change() -> None:
+    hosts = Hosts()
+    answer = hosts.run
+
+    def tracked(host: str, remote: tuple[str, ...], stdin: str | None) -> tuple[int, str, str]:
+        if remote[3:4] == ("pl-env-read",):
+            assert remote[5] == "/srv/app"  # a git source: asked whether the checkout tracks it
+            return 0, envcmd.TRACKED + "\n", ""
+        return answer(host, remote, stdin)
+
+    hosts.run = tracked  # type: ignore[method-assign]
+    with pytest.raises(InputError, match=r"^web\d: /srv/app/.env is tracked by git in the checkout"):
+        run(hosts, f"API_TOKEN={SECRET}")
+    assert all(not hosts.changes(h) for h in HOSTS)
+
+
+def test_history_names_the_keys_of_a_setenv_line() -> None:
+    from pipeline.engine.values import UnitState
+    from pipeline.operate import render_history
+
+    hosts = Hosts()
+    assert run(hosts, f"API_TOKEN={SECRET}", unsets=("DB_PASSWORD",))[0] == ExitCode.OK
+    lines = render_history([UnitState("web1", hosts.entries("web1"))], 5)
+    assert "setenv   1.0.0        applied" in lines[-1]
+    assert lines[-1].endswith("[set API_TOKEN unset DB_PASSWORD]")

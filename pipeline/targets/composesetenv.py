@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 
 from pipeline.compose import Project
 from pipeline.engine.cancel import Call
-from pipeline.errors import Cancelled, DeadlineExceeded, StageError
+from pipeline.errors import Cancelled, DeadlineExceeded, InputError, StageError
 from pipeline.executor import TIMED_OUT
 from pipeline.journal import Entry
 from pipeline.targets import hostfiles
@@ -27,10 +27,13 @@ from pipeline.targets.compose import ComposeTarget, Host
 MAX_BYTES = 256 * 1024  # a variables file larger than this is refused, never half read
 KEEP_BACKUPS = 10
 UNREADABLE = 71
-PRESENT, ABSENT = "present", "absent"
+PRESENT, ABSENT, TRACKED = "present", "absent", "tracked"
 
 _READ = f"""
-f=$1
+f=$1 git=$2
+if [ -n "$git" ] && git -C "$git" ls-files --error-unmatch -- "$f" >/dev/null 2>&1; then
+  echo {TRACKED}; exit 0
+fi
 if [ ! -e "$f" ]; then echo {ABSENT}; exit 0; fi
 if [ ! -f "$f" ]; then echo "$f is not a regular file" >&2; exit {UNREADABLE}; fi
 if [ ! -r "$f" ]; then echo "$f: permission denied" >&2; exit {UNREADABLE}; fi
@@ -66,10 +69,10 @@ echo "$b"
 """
 
 
-def read_file(path: str) -> tuple[str, ...]:
-    """Print ``present`` and the file, or ``absent``; a file that is no regular file or too large exits
-    ``UNREADABLE``."""
-    return ("sh", "-c", _READ, "pl-env-read", path)
+def read_file(path: str, checkout: str = "") -> tuple[str, ...]:
+    """Print ``present`` and the file, or ``absent``; ``tracked`` when git tracks it in ``checkout``;
+    a file that is no regular file or too large exits ``UNREADABLE``."""
+    return ("sh", "-c", _READ, "pl-env-read", path, checkout)
 
 
 def write_file(path: str, backups: str, stamp: str, keep: int = KEEP_BACKUPS) -> tuple[str, ...]:
@@ -161,7 +164,14 @@ class EnvFiles:
 
     def read(self, unit: str, call: Call) -> str | None:
         """The file's text, None when there is none (its content is never redacted nor shown)."""
-        marker, _, text = self._read_raw(unit, read_file(self.path(unit)), call).partition("\n")
+        project, path = self.host(unit).project, self.path(unit)
+        checkout = project.path if project.source == "git" else ""
+        marker, _, text = self._read_raw(unit, read_file(path, checkout), call).partition("\n")
+        if marker == TRACKED:
+            raise InputError(
+                f"{unit}: {path} is tracked by git in the checkout: the next deploy's checkout would put "
+                "the committed file back; stop tracking it (`git rm --cached`, and list it in .gitignore)"
+            )
         if marker == ABSENT:
             return None
         if marker != PRESENT:
