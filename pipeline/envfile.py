@@ -22,6 +22,7 @@ _ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=[ \t]*
 _PLAIN = re.compile(r"[A-Za-z0-9_./:@%+,=-]*\Z")  # written unquoted: nothing compose would read apart
 _FORBIDDEN = ("\n", "\r", "\0")
 MAX_VALUE = 64 * 1024  # characters in one value
+KEEP_BACKUPS = 10  # old files each host keeps (the newest)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.envfile import Diff
+from pipeline.envfile import KEEP_BACKUPS, Diff
 from pipeline.errors import ExitCode
 from pipeline.journal import APPLIED, FAILED, REVERTED
 
@@ -110,8 +110,14 @@ class SetenvReport:
         )
 
     def details(self) -> list[str]:
-        """A line per host, then the warnings."""
-        return [h.line() for h in self.hosts] + [f"warning: {w}" for w in self.warnings]
+        """A line per host, where the old files are kept, then the warnings."""
+        lines = [h.line() for h in self.hosts]
+        if any(h.backup for h in self.hosts):
+            folders = sorted({h.backups for h in self.hosts if h.backup})
+            lines.append(
+                f"old files: the newest {KEEP_BACKUPS} of each host are kept in {', '.join(folders)}"
+            )
+        return lines + [f"warning: {w}" for w in self.warnings]
 
     def render_text(self) -> str:
         """The text printed at the end of the run."""

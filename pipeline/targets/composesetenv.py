@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 
 from pipeline.compose import Project
 from pipeline.engine.cancel import Call
+from pipeline.envfile import KEEP_BACKUPS
 from pipeline.errors import Cancelled, DeadlineExceeded, InputError, StageError
 from pipeline.executor import TIMED_OUT
 from pipeline.journal import Entry
@@ -25,7 +26,6 @@ from pipeline.targets import hostfiles
 from pipeline.targets.compose import ComposeTarget, Host
 
 MAX_BYTES = 256 * 1024  # a variables file larger than this is refused, never half read
-KEEP_BACKUPS = 10
 UNREADABLE = 71
 PRESENT, ABSENT, TRACKED = "present", "absent", "tracked"
 
