@@ -78,6 +78,8 @@ def test_a_set_key_reaches_the_api_only_and_its_value_is_never_shown(project: Pr
         journal = (state_dir(host) / "journal.jsonl").read_text()
         assert SECRET not in journal
     assert project.versions() == ["1.0.0"] * 3  # a setenv line never counts as a release
+    history = project.invoke("history", "--env", "sandbox")
+    assert "setenv   1.0.0        applied" in history.out and "[set GREETING]" in history.out
     note = project.webhook.received[-1]["json"]
     assert note["outcome"] == "env_applied" and "GREETING" in note["summary"]
     assert SECRET not in run.text + json.dumps(project.webhook.received)
@@ -96,12 +98,14 @@ def test_a_set_key_reaches_the_api_only_and_its_value_is_never_shown(project: Pr
     assert SECRET not in removed.text
 
 
-def test_a_change_that_breaks_health_is_put_back_with_exit_1(project: Project) -> None:
+def test_a_change_that_breaks_health_is_put_back_with_exit_1(project: Project, tmp_path: Path) -> None:
     prepared(project)
     before = {h["ip"]: (env_file(h).exists(), variable(project, h, "HEALTH_MODE")) for h in project.hosts}
+    values = tmp_path / "values.env"
+    values.write_text("# what on-call pasted\nexport HEALTH_MODE='fail'\n")
 
     run = project.invoke(
-        "setenv", "--env", "sandbox", "--set", "HEALTH_MODE=fail", "--set", f"GREETING={SECRET}"
+        "setenv", "--env", "sandbox", "--from-file", str(values), "--set", f"GREETING={SECRET}"
     )
 
     assert run.code == 1, run.text
