@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +26,7 @@ from pipeline.files import read_text
 from pipeline.helmconfig import HelmEnvironment
 from pipeline.http import HttpClient
 from pipeline.journal import APPLIED, FAILED, REVERTED, Entry
+from pipeline.operate import Say, engine_of, redacting
 from pipeline.setenvreport import UNCHANGED, UNTOUCHED, HostChange, SetenvReport
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from pipeline.engine.values import UnitState
     from pipeline.secrets import Redactor
     from pipeline.targets.composesetenv import EnvFiles
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,6 @@ def setenv(
 ) -> ExitCode:
     """Change the variables file on every host of the environment; the run's exit code."""
     from pipeline.notify import build_notifiers
-    from pipeline.operate import engine_of, redacting
 
     name = request.environment
     env = config.environment(name)
