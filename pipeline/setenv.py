@@ -170,7 +170,7 @@ def _dry_run(
             say(line)
         if services:
             say(f"  health   [{host.unit}] the environment's health checks, expecting {host.version}")
-        say(f"  on failure [{host.unit}] the old file is put back, the same services recreated and checked")
+        say(f"  revert   [{host.unit}] on failure: the old file back, the same services recreated, checked")
 
 
 def _reading(files: EnvFiles, host: HostChange, call: Call) -> list[str]:
