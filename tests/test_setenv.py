@@ -345,3 +345,24 @@ def test_history_names_the_keys_of_a_setenv_line() -> None:
     lines = render_history([UnitState("web1", hosts.entries("web1"))], 5)
     assert "setenv   1.0.0        applied" in lines[-1]
     assert lines[-1].endswith("[set API_TOKEN unset DB_PASSWORD]")
+
+
+def test_sigterm_while_taking_the_locks_ends_143_with_nothing_changed() -> None:
+    import os
+    import signal
+
+    hosts = Hosts()
+    answer = hosts.run
+
+    def interrupted(host: str, remote: tuple[str, ...], stdin: str | None) -> tuple[int, str, str]:
+        if remote[3:4] == ("pl-lock",) and host == "web1":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return answer(host, remote, stdin)
+
+    hosts.run = interrupted  # type: ignore[method-assign]
+    code, out = run(hosts, f"API_TOKEN={SECRET}")
+
+    assert code == ExitCode.TERMINATED, out
+    assert "setenv interrupted before any change: SIGTERM received; nothing was changed" in out
+    assert all(not hosts.changes(h) and hosts.locks[h] is None for h in HOSTS)
+    assert all(hosts.entries(h)[-1].event == "deploy" for h in HOSTS)
