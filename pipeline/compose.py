@@ -27,6 +27,7 @@ class Project:
     variable: str
     source: str
     releases: str  # where image releases keep their compose files (in the host's state directory)
+    env_file: str = ""  # the variables file compose reads when not the project directory's .env
 
     @classmethod
     def of(cls, env: ComposeEnvironment, path: str) -> Project:
@@ -34,7 +35,9 @@ class Project:
         derived = re.sub(r"[^a-z0-9_-]", "", PurePosixPath(path).name.lower()).lstrip("_-")
         name = env.project or derived or "app"
         releases = f"{state_dir_of(path, env.state_dir)}/releases"
-        return cls(path, env.compose_file, name, env.version_variable, env.source, releases)
+        default = PurePosixPath(env.env_file) == PurePosixPath(".env")
+        env_file = "" if default else f"{path.rstrip('/')}/{env.env_file}"
+        return cls(path, env.compose_file, name, env.version_variable, env.source, releases, env_file)
 
     def file_for(self, version: str) -> str:
         """The compose file of a release: in the checkout, or uploaded under ``releases/``."""
@@ -46,12 +49,15 @@ class Project:
         """Where an image release keeps its compose file."""
         return f"{self.releases}/{version}"
 
-    def compose(self, version: str, *args: str) -> tuple[str, ...]:
-        """``docker compose`` for a release, its version in the variable the file reads."""
+    def compose(self, version: str, *args: str, env_file: str | None = None) -> tuple[str, ...]:
+        """``docker compose`` for a release, its version in the variable the file reads, and the
+        configured variables file (``env_file``: another one, e.g. ``/dev/stdin``)."""
+        variables = self.env_file if env_file is None else env_file
         return (
             "env", f"{self.variable}={version}",
             "docker", "compose",
             "--project-directory", self.path,
+            *(("--env-file", variables) if variables else ()),
             "-f", self.file_for(version),
             "-p", self.name,
             *args,

@@ -131,6 +131,7 @@ class ComposeEnvironment(Section, frozen=True, tag_field="target", tag="compose"
     max_failed_hosts: int = 0
     deadlines: DeadlinesConfig = DeadlinesConfig()
     state_dir: str = ""  # journal, lock and release files; default: beside path, outside its build context
+    env_file: str = ".env"  # what `invoke setenv` changes, relative to path (compose reads path/.env)
 
     def host_list(self) -> tuple[HostConfig, ...]:
         """Every host as a HostConfig with its app path filled in."""
@@ -179,6 +180,8 @@ def environment_problems(name: str, env: ComposeEnvironment) -> list[str]:
             )
     if not _RELATIVE.match(env.compose_file):
         problems.append(f"{at}.compose_file: {env.compose_file!r} must be a path inside the project")
+    if not _RELATIVE.match(env.env_file) or env.env_file.endswith("/"):
+        problems.append(f"{at}.env_file: {env.env_file!r} must be a file's path inside the project")
     if env.project and not _NAME.match(env.project):
         problems.append(f"{at}.project: {env.project!r} is not a compose project name")
     if not _VARIABLE.match(env.version_variable):

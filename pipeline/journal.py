@@ -19,6 +19,10 @@ RESTORED = "restored"  # a rollback that brought a release back, healthy
 FAILED = "failed"  # something failed and the unit may be in any state
 MIGRATED = "migrated"  # `invoke migrate` on its own moved the database of the release that serves
 IN_PROGRESS = "in_progress"  # a run started changing the unit; its outcome follows (or it was killed)
+# `invoke setenv`: the variables file changed and the services are healthy (APPLIED), or it was put
+# back (REVERTED); FAILED when putting it back failed. None of them counts as serving a release.
+APPLIED = "applied"
+REVERTED = "reverted"
 
 BASE = "base"  # the revision of a database with no migration applied
 
@@ -30,7 +34,7 @@ class Entry:
     Database revisions are strings, ``base`` for an empty database; None means not recorded.
     """
 
-    event: str  # deploy | rollback | migrate
+    event: str  # deploy | rollback | migrate | setenv
     version: str
     commit: str | None
     previous_version: str | None
@@ -47,6 +51,8 @@ class Entry:
     touched: bool = True
     phase: str = ""  # for in_progress records: deploying | migrating | rolling back
     revision: str = ""  # the target's own number for what serves (a Helm revision); empty for compose
+    keys_set: str = ""  # `setenv`: the variables it gave a value, by name, comma-separated (never values)
+    keys_unset: str = ""  # `setenv`: the variables it removed, by name
 
     @property
     def serving(self) -> bool:
@@ -134,6 +140,7 @@ def _entry(data: Mapping[str, Any]) -> Entry | str:
         return f"no {', '.join(missing)}"
     values: dict[str, Any] = {f: None for f in _OPTIONAL}
     values.update(reason="", who="", at="", run_url="", host="", run="", touched=True, phase="", revision="")
+    values.update(keys_set="", keys_unset="")
     for key, value in data.items():
         if key not in _FIELDS:
             continue

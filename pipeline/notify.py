@@ -62,6 +62,9 @@ _TITLES = {
     "restored": "↩️ {environment}: {version} rolled back by hand",
     "migrated": "🗄️ {environment}: {version} migrated",
     "message": "📣 {environment}: {version}",
+    "env_applied": "⚙️ {environment}: configuration changed",
+    "env_reverted": "↩️ {environment}: configuration change reverted",
+    "env_failed": "🔥 {environment}: configuration revert FAILED",
 }
 
 OUTCOMES = tuple(_TITLES)

@@ -208,6 +208,11 @@ def render_history(states: Sequence[UnitState], limit: int) -> list[str]:
             phase = f" {_field(e.phase)}" if e.result == IN_PROGRESS and e.phase else ""
             at, event, version, result, who = (_field(v) for v in (e.at, e.event, e.version, e.result, e.who))
             rev = f" rev {_field(e.revision)}" if e.revision else ""
+            keys = [
+                f"set {e.keys_set}" if e.keys_set else "",
+                f"unset {e.keys_unset}" if e.keys_unset else "",
+            ]
+            rev += f" [{_field(' '.join(k for k in keys if k))}]" if any(keys) else ""
             lines.append(f"  {at} {event:<8} {version:<12} {result:<11} {who}{db}{rev}{phase}{why}")
         lines += _helm_only(state, limit)
         lines += damaged_lines(state)

@@ -375,6 +375,39 @@ def notify(c: Context, env: str, message: str | None = None) -> None:
             raise Exit(code=int(code))
 
 
+@task(
+    positional=[],
+    iterable=["set", "unset"],
+    help={
+        "env": "The environment.",
+        "set": "KEY=VALUE to write in the hosts' variables file (repeatable); the value is a secret.",
+        "unset": "KEY to remove from it (repeatable).",
+        "from-file": "A local file of KEY=VALUE lines to set (comments and blank lines allowed).",
+        "dry-run": "Print which keys would change on each host, the services, the commands; change nothing.",
+    },
+)
+def setenv(
+    c: Context,
+    env: str,
+    set: list[str] | None = None,
+    unset: list[str] | None = None,
+    from_file: str | None = None,
+    dry_run: bool = False,
+) -> None:
+    """Change the hosts' .env: back up, write, recreate what changed, check health; put it back on failure."""
+    with _reported_errors():
+        _required("setenv", env=env)
+        from pipeline.setenv import SetenvRequest
+        from pipeline.setenv import setenv as run_setenv
+
+        request = SetenvRequest(env, tuple(set or ()), tuple(unset or ()), from_file, dry_run)
+        executor, http = _seams()
+        say = lambda line: print(printable(line), flush=True)  # noqa: E731 - host text is escaped
+        code = run_setenv(_config(c), request, executor, http, say)
+        if code:
+            raise Exit(code=int(code))
+
+
 ns = Collection(
-    preflight, release, lint, test, deploy, migrate, health, notify, rollback, status, history, unlock
+    preflight, release, lint, test, deploy, migrate, health, notify, rollback, status, history, unlock, setenv
 )

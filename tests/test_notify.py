@@ -78,6 +78,9 @@ def sent_json(fake: FakeHttpClient, index: int = -1) -> Any:
         ("interrupted", "⏹️ production: 2.0.0 interrupted before any change"),
         ("noop", "💤 production: 2.0.0 already deployed"),
         ("message", "📣 production: 2.0.0"),
+        ("env_applied", "⚙️ production: configuration changed"),
+        ("env_reverted", "↩️ production: configuration change reverted"),
+        ("env_failed", "🔥 production: configuration revert FAILED"),
     ],
 )
 def test_the_title_says_environment_version_and_outcome(outcome: str, title: str) -> None:
@@ -98,6 +101,9 @@ def test_every_outcome_has_a_title() -> None:
         "restored",
         "migrated",
         "message",
+        "env_applied",
+        "env_reverted",
+        "env_failed",
     )
 
 
