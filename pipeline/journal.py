@@ -47,6 +47,7 @@ class Entry:
     touched: bool = True
     phase: str = ""  # for in_progress records: deploying | migrating | rolling back
     revision: str = ""  # the target's own number for what serves (a Helm revision); empty for compose
+    emergency: str = ""  # the reason of an emergency deploy (``--emergency --reason``); empty otherwise
 
     @property
     def serving(self) -> bool:
@@ -134,6 +135,7 @@ def _entry(data: Mapping[str, Any]) -> Entry | str:
         return f"no {', '.join(missing)}"
     values: dict[str, Any] = {f: None for f in _OPTIONAL}
     values.update(reason="", who="", at="", run_url="", host="", run="", touched=True, phase="", revision="")
+    values.update(emergency="")
     for key, value in data.items():
         if key not in _FIELDS:
             continue

@@ -50,6 +50,7 @@ class Notification:
     details: tuple[str, ...] = ()
     run_url: str = ""
     report: Mapping[str, Any] = field(default_factory=dict)
+    emergency: bool = False  # an emergency deploy (its reason is in the summary and the report)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -57,8 +58,9 @@ class Notification:
 
     @property
     def title(self) -> str:
-        """``✅ production: 2.0.0 deployed``, ``↩️ production: 2.0.0 rolled back``, ..."""
-        return _TITLES[self.outcome].format(environment=self.environment, version=self.version)
+        """``✅ production: 2.0.0 deployed``, ``↩️ production: 2.0.0 rolled back``, ``... [EMERGENCY]``"""
+        title = _TITLES[self.outcome].format(environment=self.environment, version=self.version)
+        return f"{title} [EMERGENCY]" if self.emergency else title
 
 
 class Notifier(Protocol):
