@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from pipeline.checklist import run_checks, run_stage_commands
+from pipeline.checklist import CheckResult, run_checks, run_stage_commands
 from pipeline.config import Environment, PipelineConfig
 from pipeline.engine.run import Context
 from pipeline.engine.values import Release
@@ -23,7 +23,7 @@ from pipeline.files import read_optional
 from pipeline.helmconfig import HelmEnvironment
 from pipeline.http import HttpClient
 from pipeline.outputs import check_writable, outputs_of, write
-from pipeline.runreport import RunReport
+from pipeline.runreport import RunReport, StageResult
 from pipeline.secrets import Redactor
 from pipeline.versions import parse_version
 
@@ -40,6 +40,7 @@ class DeployRequest:
     dry_run: bool = False
     report_file: str | None = None
     lock_wait: float = 0.0
+    emergency: str = ""  # the reason of an emergency deploy (``--emergency --reason``); "" otherwise
 
 
 def validate_skip(skip: Sequence[str]) -> tuple[str, ...]:
@@ -157,8 +158,9 @@ def local_stages(
     env: Environment,
     request: DeployRequest,
     redact: Callable[[str], str] = str,
-) -> None:
-    """Preflight, lint and test on the runner; any failure stops the deploy before it touches a host.
+) -> list[CheckResult]:
+    """Preflight, lint and test on the runner; any failure stops the deploy before it touches a host
+    (an emergency deploy waives the failures of the items a hotfix cannot meet yet).
 
     ``redact`` is applied to what the lint and test commands printed."""
     results = []
@@ -169,8 +171,13 @@ def local_stages(
             if stage not in request.skip:
                 commands = getattr(config, stage)
                 results.append(run_stage_commands(executor, root, stage, commands, redact=redact))
+    if request.emergency:
+        from pipeline.emergency import waive
+
+        results = waive(results)
     if any(r.failed for r in results):
         raise ChecklistFailed("the checks before a deploy failed", tuple(results))
+    return results
 
 
 def who(env: Mapping[str, str]) -> str:
@@ -261,11 +268,18 @@ def _deploy(
             assert release.commit is not None
             export_files(executor, root, env, release.commit, key, Path(folder))
             release = replace(release, files=str(Path(folder) / "files"))
-        local_stages(executor, root, config, env, request, redactor.redact)
+        checked = local_stages(executor, root, config, env, request, redactor.redact)
+        if request.emergency:
+            _announce_emergency(request, release, checked, say)
         done = _run_engine(executor, http, env, request, release, say, sleep, redactor, notifiers)
     if done is None:
         return ExitCode.OK, None
     report, context = done
+    if request.emergency:
+        from pipeline.emergency import waived
+
+        report.emergency, report.waived = request.emergency, [r.name for r in waived(checked)]
+        _record_emergency(executor, root, config, request, release, report, context, redactor)
     # Redacted before it is rendered: a renderer may cut (an excerpt) or escape (a table's `|`) a
     # secret into a form the redactor no longer finds.
     report = redactor.redact_data(report)
@@ -273,7 +287,7 @@ def _deploy(
         notification = Notification(
             environment=request.environment, version=release.version, outcome=report.outcome,
             summary=report.summary(), details=tuple(report.details()), run_url=context.run_url,
-            report=report.to_data(),
+            report=report.to_data(), emergency=bool(report.emergency),
         )  # fmt: skip
         report.notified = send_all(notifiers, notification, redactor)
     say(report.render_text())
@@ -282,6 +296,52 @@ def _deploy(
             say(f"warning: notify {channel} failed: {error}")
     _write_outputs(report, request, redactor, say)
     return report.exit_code, report
+
+
+def _announce_emergency(
+    request: DeployRequest, release: Release, checked: Sequence[CheckResult], say: Callable[[str], None]
+) -> None:
+    """Before anything changes: that this is an emergency deploy, what it lets through and, in a dry
+    run, the tag it would leave."""
+    from pipeline.emergency import describe_waived, tag_name
+
+    say(f"EMERGENCY deploy: {request.emergency}")
+    for line in describe_waived(checked) or ["waived (emergency): nothing (every item passed)"]:
+        say(line)
+    if request.dry_run:
+        say(f"emergency: once deployed, tag {tag_name(request.environment, release.version)} at its commit")
+
+
+def _record_emergency(
+    executor: Executor,
+    root: Path,
+    config: PipelineConfig,
+    request: DeployRequest,
+    release: Release,
+    report: RunReport,
+    context: Context,
+    redactor: Redactor,
+) -> None:
+    """A deployed emergency leaves its tag, made and pushed best effort: the outcome is settled, so a
+    failure is a failed ``emergency tag`` stage in the report, never another exit code."""
+    from pipeline import interrupts
+    from pipeline.emergency import record_tag, tag_message, tag_name
+
+    if report.outcome != "deployed":
+        return
+    name = tag_name(request.environment, release.version)
+    message = tag_message(
+        request.environment, release.version, request.emergency, context.who, context.now(), context.run_url
+    )
+    prefix = config.checklist.tag_prefix
+    ref = release.commit or (f"{prefix}{release.version}" if request.version else "HEAD")
+    done = record_tag(
+        executor, root, config.release.remote, name, ref, redactor.redact(message),
+        lambda: bool(interrupts.deferred()),
+    )  # fmt: skip
+    report.stages.append(
+        StageResult("emergency tag", "ok" if done.ok else "failed", round(done.seconds, 3), done.detail)
+    )
 
 
 def _import_in_background(module: str) -> None:
@@ -314,6 +374,7 @@ def _run_engine(
     from pipeline.targets.connect import connected
 
     context = new_context(say)
+    context.emergency = request.emergency
     with connected(env, request.environment, executor, http, redactor, sleep or time.sleep) as (
         target,
         policy,
