@@ -15,15 +15,22 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import semver
 
 from pipeline.changelog import parse_changelog
 from pipeline.checklist import CheckResult, Facts
-from pipeline.config import ChecklistConfig
+from pipeline.config import ChecklistConfig, PipelineConfig
 from pipeline.errors import InputError
 from pipeline.executor import Command, Executor, Result
 from pipeline.files import Location
+
+if TYPE_CHECKING:
+    from pipeline.engine.core import Context
+    from pipeline.engine.values import Release
+    from pipeline.orchestrate import DeployRequest
+    from pipeline.runreport import RunReport
 
 REASON_LIMIT = 200  # characters of --reason: a line a notification title and a tag subject can hold
 # Items a hotfix cannot meet yet: what documents, names or reviews a change. The rest (VERSION, a clean
@@ -87,6 +94,72 @@ def describe_waived(results: Iterable[CheckResult]) -> list[str]:
         lines.append(f"{WAIVED}{r.name}: {r.reason.removeprefix(WAIVED)}")
         lines += [f"    {d}" for d in r.details[:5]]
     return lines
+
+
+def announce(
+    request: DeployRequest, version: str, checked: Sequence[CheckResult], say: Callable[[str], None]
+) -> None:
+    """Before anything changes: that this is an emergency deploy, what it lets through and, in a dry
+    run, the tag it would leave."""
+    say(f"EMERGENCY deploy: {request.emergency}")
+    for line in describe_waived(checked) or [f"{WAIVED}nothing (every item passed)"]:
+        say(line)
+    if request.dry_run:
+        say(f"emergency: once deployed, tag {tag_name(request.environment, version)} at its commit")
+
+
+def mark(
+    executor: Executor,
+    root: Path,
+    config: PipelineConfig,
+    request: DeployRequest,
+    release: Release,
+    report: RunReport,
+    checked: Sequence[CheckResult],
+    context: Context,
+    redact: Callable[[str], str] = str,
+) -> None:
+    """The report says it was an emergency and what it waived; a deployed emergency leaves its tag.
+
+    The outcome is settled by now, so whatever goes wrong with the tag (even a bug of ours) becomes a
+    failed ``emergency tag`` stage in the report: never another exit code, never a lost notification.
+    """
+    from pipeline.runreport import StageResult
+
+    report.emergency, report.waived = request.emergency, [r.name for r in waived(checked)]
+    if report.outcome != "deployed":
+        return
+    started = time.monotonic()
+    try:
+        done = _tag_release(executor, root, config, request, release, context, redact)
+    except Exception as exc:  # the deploy is done: a broken tag must not hide it
+        name = tag_name(request.environment, release.version)
+        done = Recorded(name, False, f"{name} was not made: {type(exc).__name__}: {exc}", 0.0)
+    seconds = round(time.monotonic() - started, 3)
+    report.stages.append(StageResult("emergency tag", "ok" if done.ok else "failed", seconds, done.detail))
+
+
+def _tag_release(
+    executor: Executor,
+    root: Path,
+    config: PipelineConfig,
+    request: DeployRequest,
+    release: Release,
+    context: Context,
+    redact: Callable[[str], str],
+) -> Recorded:
+    """Tag the deployed commit (a release's commit, else what ``--version`` or VERSION at HEAD named)."""
+    from pipeline import interrupts
+
+    name = tag_name(request.environment, release.version)
+    message = tag_message(
+        request.environment, release.version, request.emergency, context.who, context.now(), context.run_url
+    )
+    tagged = f"{config.checklist.tag_prefix}{release.version}" if request.version else "HEAD"
+    stop = lambda: bool(interrupts.deferred())  # noqa: E731 - a signal after the deploy ends the push
+    return record_tag(
+        executor, root, config.release.remote, name, release.commit or tagged, redact(message), stop
+    )
 
 
 # -- the tag that records an emergency where developers see it --------------------------------------

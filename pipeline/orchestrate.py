@@ -23,7 +23,7 @@ from pipeline.files import read_optional
 from pipeline.helmconfig import HelmEnvironment
 from pipeline.http import HttpClient
 from pipeline.outputs import check_writable, outputs_of, write
-from pipeline.runreport import RunReport, StageResult
+from pipeline.runreport import RunReport
 from pipeline.secrets import Redactor
 from pipeline.versions import parse_version
 
@@ -171,12 +171,14 @@ def local_stages(
             if stage not in request.skip:
                 commands = getattr(config, stage)
                 results.append(run_stage_commands(executor, root, stage, commands, redact=redact))
+    message = "the checks before a deploy failed"
     if request.emergency:
-        from pipeline.emergency import waive
+        from pipeline.emergency import WAIVABLE, waive
 
         results = waive(results)
+        message += f" (an emergency waives only {', '.join(WAIVABLE)})"
     if any(r.failed for r in results):
-        raise ChecklistFailed("the checks before a deploy failed", tuple(results))
+        raise ChecklistFailed(message, tuple(results))
     return results
 
 
@@ -270,16 +272,17 @@ def _deploy(
             release = replace(release, files=str(Path(folder) / "files"))
         checked = local_stages(executor, root, config, env, request, redactor.redact)
         if request.emergency:
-            _announce_emergency(request, release, checked, say)
+            from pipeline import emergency
+
+            emergency.announce(request, release.version, checked, say)
         done = _run_engine(executor, http, env, request, release, say, sleep, redactor, notifiers)
     if done is None:
         return ExitCode.OK, None
     report, context = done
     if request.emergency:
-        from pipeline.emergency import waived
+        from pipeline import emergency
 
-        report.emergency, report.waived = request.emergency, [r.name for r in waived(checked)]
-        _record_emergency(executor, root, config, request, release, report, context, redactor)
+        emergency.mark(executor, root, config, request, release, report, checked, context, redactor.redact)
     # Redacted before it is rendered: a renderer may cut (an excerpt) or escape (a table's `|`) a
     # secret into a form the redactor no longer finds.
     report = redactor.redact_data(report)
@@ -296,52 +299,6 @@ def _deploy(
             say(f"warning: notify {channel} failed: {error}")
     _write_outputs(report, request, redactor, say)
     return report.exit_code, report
-
-
-def _announce_emergency(
-    request: DeployRequest, release: Release, checked: Sequence[CheckResult], say: Callable[[str], None]
-) -> None:
-    """Before anything changes: that this is an emergency deploy, what it lets through and, in a dry
-    run, the tag it would leave."""
-    from pipeline.emergency import describe_waived, tag_name
-
-    say(f"EMERGENCY deploy: {request.emergency}")
-    for line in describe_waived(checked) or ["waived (emergency): nothing (every item passed)"]:
-        say(line)
-    if request.dry_run:
-        say(f"emergency: once deployed, tag {tag_name(request.environment, release.version)} at its commit")
-
-
-def _record_emergency(
-    executor: Executor,
-    root: Path,
-    config: PipelineConfig,
-    request: DeployRequest,
-    release: Release,
-    report: RunReport,
-    context: Context,
-    redactor: Redactor,
-) -> None:
-    """A deployed emergency leaves its tag, made and pushed best effort: the outcome is settled, so a
-    failure is a failed ``emergency tag`` stage in the report, never another exit code."""
-    from pipeline import interrupts
-    from pipeline.emergency import record_tag, tag_message, tag_name
-
-    if report.outcome != "deployed":
-        return
-    name = tag_name(request.environment, release.version)
-    message = tag_message(
-        request.environment, release.version, request.emergency, context.who, context.now(), context.run_url
-    )
-    prefix = config.checklist.tag_prefix
-    ref = release.commit or (f"{prefix}{release.version}" if request.version else "HEAD")
-    done = record_tag(
-        executor, root, config.release.remote, name, ref, redactor.redact(message),
-        lambda: bool(interrupts.deferred()),
-    )  # fmt: skip
-    report.stages.append(
-        StageResult("emergency tag", "ok" if done.ok else "failed", round(done.seconds, 3), done.detail)
-    )
 
 
 def _import_in_background(module: str) -> None:

@@ -169,6 +169,9 @@ def test_an_emergency_never_waives_what_decides_what_ships(hotfix: Repo, breaks:
         stages(hotfix)
     results = {r.name: r for r in failed.value.results}  # type: ignore[attr-defined]
     assert [n for n, r in results.items() if r.failed] == [item]
+    assert str(failed.value).endswith(
+        "(an emergency waives only changelog, commits, branch, lint, test, emergency)"
+    )
     assert results["changelog"].status == "skip" or item == "version"  # the rest is still waived
 
 
@@ -388,3 +391,60 @@ def test_tags_under_emergency_that_the_pipeline_did_not_make_are_ignored(repo: R
     for name in ("emergency/notes", "emergency/prod/latest", "emergency/prod/v1.0.1", "emergency/a/b/1.0.1"):
         repo.git("tag", name)
     assert preflight_item(repo).status == "skip"
+
+
+def marked(repo: Repo, outcome: str, **request: Any) -> RunReport:
+    """The report after ``emergency.mark`` of a run that ended in ``outcome``."""
+    config = hotfix_config()
+    report = RunReport("prod", "1.1.1", repo.head(), outcome=outcome)
+    checked = waive([CheckResult("changelog", "fail", "no section"), CheckResult("version", "pass", "ok")])
+    context = Context(who="oncall", run_url="https://ci/run/7")
+    emergency.mark(
+        LocalExecutor(), repo.path, config, DeployRequest("prod", emergency=REASON, **request),
+        Release("1.1.1", repo.head()), report, checked, context, lambda text: text.replace("order", "***"),
+    )  # fmt: skip
+    return report
+
+
+def test_a_deployed_emergency_is_marked_and_tagged_with_the_redacted_reason(repo: Repo) -> None:
+    report = marked(repo, "deployed")
+    assert (report.emergency, report.waived) == (REASON, ["changelog"])
+    stage = report.stages[-1]
+    assert (stage.name, stage.status) == ("emergency tag", "ok") and "no remote `origin`" in stage.detail
+    text = repo.git("for-each-ref", "--format=%(contents)", "refs/tags/emergency/prod/1.1.1")
+    assert "Reason: payments drop every *** since 03:10" in text and "Run: https://ci/run/7" in text
+
+
+@pytest.mark.parametrize("outcome", ["rolled_back", "noop", "rollback_failed", "cancelled"])
+def test_an_emergency_that_did_not_deploy_is_marked_but_not_tagged(repo: Repo, outcome: str) -> None:
+    report = marked(repo, outcome)
+    assert report.emergency == REASON and report.stages == []
+    assert not [t for t in repo.tags() if t.startswith("emergency/")]
+
+
+def test_a_bug_while_tagging_is_a_failed_stage_never_another_outcome(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(emergency, "record_tag", broken)
+    report = marked(repo, "deployed")
+    assert (report.outcome, int(report.exit_code)) == ("deployed", 0)
+    stage = report.stages[-1]
+    assert (stage.status, stage.detail) == ("failed", "emergency/prod/1.1.1 was not made: RuntimeError: boom")
+
+
+def test_the_announcement_says_what_is_waived_and_in_a_dry_run_which_tag_would_be_made() -> None:
+    said: list[str] = []
+    checked = waive([CheckResult("commits", "fail", "1 of 1 commit(s) break it", ("abc 'wip': no type",))])
+    emergency.announce(DeployRequest("prod", dry_run=True, emergency=REASON), "1.1.1", checked, said.append)
+    assert said == [
+        f"EMERGENCY deploy: {REASON}",
+        "waived (emergency): commits: 1 of 1 commit(s) break it",
+        "    abc 'wip': no type",
+        "emergency: once deployed, tag emergency/prod/1.1.1 at its commit",
+    ]
+    said.clear()
+    emergency.announce(DeployRequest("prod", emergency=REASON), "1.1.1", [], said.append)
+    assert said == [f"EMERGENCY deploy: {REASON}", "waived (emergency): nothing (every item passed)"]
