@@ -288,8 +288,10 @@ def check_emergencies(executor: Executor, facts: Facts, config: ChecklistConfig)
     """Every emergency deploy (an ``emergency/*`` tag) has a section for its version in CHANGELOG.md.
 
     ``[Unreleased]`` does not count: an emergency version has served in production, so it is a release
-    and gets its own section, as ``invoke release`` writes it. The tags are already in ``facts``; git is
-    asked for their reasons only when one is not documented.
+    and gets its own section, as ``invoke release`` writes it. An undocumented emergency fails the item
+    (exit 3), like a release without its section: "document after" that only warns is never done, the
+    fix is one commit, and a second emergency waives this item. The tags are already in ``facts``; git
+    is asked for their reasons only when one is not documented.
     """
     name, path = "emergency", config.changelog
     tags = parse_tags(facts.state.tags)
