@@ -378,17 +378,22 @@ def run_stage_commands(
 
 def run_checks(executor: Executor, cwd: Path, checklist: ChecklistConfig) -> list[CheckResult]:
     """The repository items of the checklist (all but lint and test)."""
+    from pipeline.emergency import check_emergencies
+
     facts = gather(executor, cwd, checklist)
     return [
-        check(facts, checklist)
-        for check in (
-            check_version,
-            check_changelog,
-            check_commits,
-            check_clean,
-            check_branch,
-            check_migrations,
-        )
+        *(
+            check(facts, checklist)
+            for check in (
+                check_version,
+                check_changelog,
+                check_commits,
+                check_clean,
+                check_branch,
+                check_migrations,
+            )
+        ),
+        check_emergencies(executor, facts, checklist),
     ]
 
 

@@ -53,6 +53,7 @@ class Entry:
     revision: str = ""  # the target's own number for what serves (a Helm revision); empty for compose
     keys_set: str = ""  # `setenv`: the variables it gave a value, by name, comma-separated (never values)
     keys_unset: str = ""  # `setenv`: the variables it removed, by name
+    emergency: str = ""  # the reason of an emergency deploy (``--emergency --reason``); empty otherwise
 
     @property
     def serving(self) -> bool:
@@ -140,7 +141,7 @@ def _entry(data: Mapping[str, Any]) -> Entry | str:
         return f"no {', '.join(missing)}"
     values: dict[str, Any] = {f: None for f in _OPTIONAL}
     values.update(reason="", who="", at="", run_url="", host="", run="", touched=True, phase="", revision="")
-    values.update(keys_set="", keys_unset="")
+    values.update(keys_set="", keys_unset="", emergency="")
     for key, value in data.items():
         if key not in _FIELDS:
             continue

@@ -88,6 +88,7 @@ class Notification:
     commit: str = ""
     who: str = ""
     notes: ReleaseNotes | None = None
+    emergency: bool = False  # an emergency deploy (its reason is in the summary and the report)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -95,8 +96,9 @@ class Notification:
 
     @property
     def title(self) -> str:
-        """``✅ production: 2.0.0 deployed``, ``↩️ production: 2.0.0 rolled back``, ..."""
-        return _TITLES[self.outcome].format(environment=self.environment, version=self.version)
+        """``✅ production: 2.0.0 deployed``, ``↩️ production: 2.0.0 rolled back``, ``... [EMERGENCY]``"""
+        title = _TITLES[self.outcome].format(environment=self.environment, version=self.version)
+        return f"{title} [EMERGENCY]" if self.emergency else title
 
 
 class Notifier(Protocol):

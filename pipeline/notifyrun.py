@@ -64,7 +64,7 @@ def deploy_notification(
     return Notification(
         environment=report.environment, version=release.version, outcome=report.outcome,
         summary=report.summary(), details=tuple(report.details()), run_url=run_url,
-        report=report.to_data(), commit=commit, who=who, notes=notes,
+        report=report.to_data(), commit=commit, who=who, notes=notes, emergency=bool(report.emergency),
     )  # fmt: skip
 
 

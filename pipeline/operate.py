@@ -106,7 +106,7 @@ def render_status(name: str, states: Sequence[UnitState]) -> list[str]:
         last = state.journal[-1] if state.journal else None
         if last is not None:
             words = (last.event, last.version, last.result, "by", last.who, "at", last.at)
-            lines.append("  last: " + " ".join(_field(w) for w in words))
+            lines.append("  last: " + " ".join(_field(w) for w in words) + _emergency(last))
         if state.lock is not None:
             lines.append(f"  LOCKED by {state.lock.describe()}")
             if state.interrupted():
@@ -213,10 +213,16 @@ def render_history(states: Sequence[UnitState], limit: int) -> list[str]:
                 f"unset {e.keys_unset}" if e.keys_unset else "",
             ]
             rev += f" [{_field(' '.join(k for k in keys if k))}]" if any(keys) else ""
-            lines.append(f"  {at} {event:<8} {version:<12} {result:<11} {who}{db}{rev}{phase}{why}")
+            line = f"  {at} {event:<8} {version:<12} {result:<11} {who}{db}{rev}{phase}{why}"
+            lines.append(line + _emergency(e))
         lines += _helm_only(state, limit)
         lines += damaged_lines(state)
     return lines
+
+
+def _emergency(entry: Entry) -> str:
+    """`` EMERGENCY (reason)`` after the line of an emergency deploy's record; else nothing."""
+    return f" EMERGENCY ({_field(entry.emergency)})" if entry.emergency else ""
 
 
 def _helm_only(state: UnitState, limit: int) -> list[str]:

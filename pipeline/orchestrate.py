@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from pipeline.checklist import run_checks, run_stage_commands
+from pipeline.checklist import CheckResult, run_checks, run_stage_commands
 from pipeline.config import Environment, PipelineConfig
 from pipeline.engine.run import Context
 from pipeline.engine.values import Release
@@ -40,6 +40,7 @@ class DeployRequest:
     dry_run: bool = False
     report_file: str | None = None
     lock_wait: float = 0.0
+    emergency: str = ""  # the reason of an emergency deploy (``--emergency --reason``); "" otherwise
 
 
 def validate_skip(skip: Sequence[str]) -> tuple[str, ...]:
@@ -157,8 +158,9 @@ def local_stages(
     env: Environment,
     request: DeployRequest,
     redact: Callable[[str], str] = str,
-) -> None:
-    """Preflight, lint and test on the runner; any failure stops the deploy before it touches a host.
+) -> list[CheckResult]:
+    """Preflight, lint and test on the runner; any failure stops the deploy before it touches a host
+    (an emergency deploy waives the failures of the items a hotfix cannot meet yet).
 
     ``redact`` is applied to what the lint and test commands printed."""
     results = []
@@ -169,8 +171,15 @@ def local_stages(
             if stage not in request.skip:
                 commands = getattr(config, stage)
                 results.append(run_stage_commands(executor, root, stage, commands, redact=redact))
+    message = "the checks before a deploy failed"
+    if request.emergency:
+        from pipeline.emergency import WAIVABLE, waive
+
+        results = waive(results)
+        message += f" (an emergency waives only {', '.join(WAIVABLE)})"
     if any(r.failed for r in results):
-        raise ChecklistFailed("the checks before a deploy failed", tuple(results))
+        raise ChecklistFailed(message, tuple(results))
+    return results
 
 
 def who(env: Mapping[str, str]) -> str:
@@ -261,11 +270,19 @@ def _deploy(
             assert release.commit is not None
             export_files(executor, root, env, release.commit, key, Path(folder))
             release = replace(release, files=str(Path(folder) / "files"))
-        local_stages(executor, root, config, env, request, redactor.redact)
+        checked = local_stages(executor, root, config, env, request, redactor.redact)
+        if request.emergency:
+            from pipeline import emergency
+
+            emergency.announce(request, release.version, checked, say)
         done = _run_engine(executor, http, env, request, release, say, sleep, redactor, notifiers)
     if done is None:
         return ExitCode.OK, None
     report, context = done
+    if request.emergency:
+        from pipeline import emergency
+
+        emergency.mark(executor, root, config, request, release, report, checked, context, redactor.redact)
     # Redacted before it is rendered: a renderer may cut (an excerpt) or escape (a table's `|`) a
     # secret into a form the redactor no longer finds.
     report = redactor.redact_data(report)
@@ -314,6 +331,7 @@ def _run_engine(
     from pipeline.targets.connect import connected
 
     context = new_context(say)
+    context.emergency = request.emergency
     with connected(env, request.environment, executor, http, redactor, sleep or time.sleep) as (
         target,
         policy,

@@ -70,6 +70,8 @@ class RunReport:
     debug_log: str = ""
     notified: list[tuple[str, str | None]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    emergency: str = ""  # the reason of an emergency deploy (``--emergency --reason``)
+    waived: list[str] = field(default_factory=list)  # checklist items an emergency let fail
 
     @property
     def exit_code(self) -> ExitCode:
@@ -95,7 +97,8 @@ class RunReport:
             "record_failed": f"{self.version}: {self.reason}: the JOURNAL WAS NOT WRITTEN, "
             "a human is needed now",
         }
-        return lines.get(self.outcome, f"{self.version}: {self.outcome} {self.reason}")
+        line = lines.get(self.outcome, f"{self.version}: {self.outcome} {self.reason}")
+        return f"{line} (EMERGENCY: {self.emergency})" if self.emergency else line
 
     def to_data(self) -> dict[str, Any]:
         """The report as plain data, for JSON."""
@@ -106,7 +109,8 @@ class RunReport:
 
     def details(self) -> list[str]:
         """The lines under the summary: stages, failed checks, evidence excerpts, rollback."""
-        lines = [_stage_line(s) for s in self.stages]
+        lines = _emergency_lines(self)
+        lines += [_stage_line(s) for s in self.stages]
         if self.units and any(fate != "deployed" for fate in self.units.values()):
             lines += [f"unit {name}: {fate}" for name, fate in self.units.items()]
         for name, db in self.databases.items():
@@ -142,6 +146,8 @@ class RunReport:
             "| stage | host | result | time |",
             "|---|---|---|---|",
         ]
+        if self.emergency:
+            rows[1:1] = ["", *(f"**{line}**" for line in _emergency_lines(self))]
         for stage in [*self.stages, *self.rollback]:
             detail = f"{stage.status} {stage.detail}".replace("|", "\\|").replace("\n", " ")
             rows.append(f"| {stage.name} | {stage.host} | {detail} | {stage.seconds:.1f} s |")
@@ -161,6 +167,13 @@ class RunReport:
     def to_json(self) -> str:
         """The JSON report."""
         return json.dumps(self.to_data(), indent=2, default=str)
+
+
+def _emergency_lines(report: RunReport) -> list[str]:
+    """Under an emergency deploy's summary (which holds its reason): the checklist items it let fail."""
+    if not report.emergency:
+        return []
+    return [f"waived (emergency): {', '.join(report.waived) or 'nothing'}"]
 
 
 def _stage_line(stage: StageResult) -> str:

@@ -250,6 +250,8 @@ def _seams() -> tuple[Executor, HttpClient]:
         "dry-run": "Print every command on every host, and the rollback plan; change nothing.",
         "report": "Write the run report as JSON to this file.",
         "lock-wait": "Wait up to this many seconds for another deploy's lock (default: refuse at once).",
+        "emergency": "A hotfix that cannot wait: waive the checklist items it cannot meet yet (+ --reason).",
+        "reason": "Why this emergency deploy cannot wait (one line, at most 200 characters).",
     },
 )
 def deploy(
@@ -260,6 +262,8 @@ def deploy(
     dry_run: bool = False,
     report: str | None = None,
     lock_wait: float = 0.0,
+    emergency: bool = False,
+    reason: str | None = None,
 ) -> None:
     """Deploy: preflight, lint, test, deploy, migrate, health-check, notify; roll back on failure."""
     with _reported_errors():
@@ -271,7 +275,11 @@ def deploy(
             from pipeline.errors import InputError
 
             raise InputError(f"--lock-wait: {lock_wait:g} must be between 0 and 86400 seconds")
-        request = DeployRequest(env, version, validate_skip(skip or []), dry_run, report, lock_wait)
+        from pipeline.emergency import check_skip, reason_of
+
+        why, skipped = reason_of(emergency, reason), validate_skip(skip or [])
+        check_skip(why, skipped)
+        request = DeployRequest(env, version, skipped, dry_run, report, lock_wait, why)
         executor, http = _seams()
         say = lambda line: print(printable(line), flush=True)  # noqa: E731 - host text is escaped
         code, _ = run_deploy(executor, http, _project(c), _config(c), request, say)

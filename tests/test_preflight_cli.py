@@ -14,7 +14,7 @@ def test_preflight_passes_with_exit_0_and_one_line_per_check(repo: Repo) -> None
     assert run.code == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0] == "ok   version     1.1.0 is above the last release v1.0.0"
-    assert lines[-1] == "preflight: 5 passed, 0 failed, 3 skipped"
+    assert lines[-1] == "preflight: 5 passed, 0 failed, 4 skipped"
 
 
 def test_preflight_fails_with_exit_3_and_lists_each_failure(repo: Repo) -> None:
@@ -24,7 +24,7 @@ def test_preflight_fails_with_exit_3_and_lists_each_failure(repo: Repo) -> None:
     assert run.code == 3
     assert "FAIL commits" in run.stdout and "FAIL clean" in run.stdout
     assert "'Update stuff': the subject is not `type(scope): description`" in run.stdout
-    assert run.stdout.splitlines()[-1] == "preflight: 3 passed, 2 failed, 3 skipped"
+    assert run.stdout.splitlines()[-1] == "preflight: 3 passed, 2 failed, 4 skipped"
     assert "Traceback" not in run.stderr
 
 

@@ -35,6 +35,7 @@ class Context:
     debug_log: str = ""  # where the traceback of an internal error goes
     runner: str = ""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    emergency: str = ""  # the reason of an emergency deploy: every journal record of the run carries it
 
 
 @dataclass
@@ -113,7 +114,8 @@ class EngineCore:
     # -- records -------------------------------------------------------------------------------
 
     def _stamp(self) -> Stamp:
-        return Stamp(self.context.run_id, self.context.who, self.context.now(), self.context.run_url)
+        context = self.context
+        return Stamp(context.run_id, context.who, context.now(), context.run_url, context.emergency)
 
     def _database_of(self, run: Run, unit: str) -> DatabaseRecord | None:
         """The database a unit's code uses: the shared one, or its own."""

@@ -35,6 +35,7 @@ class Stamp:
     who: str
     at: str
     run_url: str
+    emergency: str = ""  # the run's emergency reason, carried by each of its records
 
 
 def progress(
@@ -52,6 +53,7 @@ def progress(
         previous_version=previous.version if previous else None,
         db_before=db.before if db else None, db_after=None, result=IN_PROGRESS, reason="",
         who=stamp.who, at=stamp.at, run_url=stamp.run_url, host=unit, run=stamp.run, phase=phase,
+        emergency=stamp.emergency,
     )  # fmt: skip
 
 
@@ -71,7 +73,7 @@ def outcome(
         event=event, version=release.version, commit=release.commit, previous_version=previous_version,
         db_before=db.before if db else None, db_after=db.after if db else None,
         db_end=db.end if db else None, result=result, reason=reason, who=stamp.who, at=stamp.at,
-        run_url=stamp.run_url, host=unit, run=stamp.run, touched=touched,
+        run_url=stamp.run_url, host=unit, run=stamp.run, touched=touched, emergency=stamp.emergency,
     )  # fmt: skip
 
 
