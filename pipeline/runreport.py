@@ -26,6 +26,16 @@ OUTCOMES = {
 }
 
 
+@dataclass(frozen=True)
+class Span:
+    """A stage on one unit: when it began (seconds since the run started), how long, how it ended."""
+
+    host: str
+    start: float
+    seconds: float
+    status: str  # ok | failed | cancelled
+
+
 @dataclass
 class StageResult:
     """One stage (or rollback part): its verdict, how long it took and what it said."""
@@ -35,6 +45,8 @@ class StageResult:
     seconds: float = 0.0
     detail: str = ""
     host: str = ""
+    start: float = 0.0  # seconds since the run started
+    spans: list[Span] = field(default_factory=list)  # each unit's part of a stage over several
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from pipeline.engine import fleet
@@ -35,6 +36,8 @@ class Context:
     debug_log: str = ""  # where the traceback of an internal error goes
     runner: str = ""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # Entered while a stage runs on a unit (a terminal's live progress); by default nothing.
+    activity: Callable[[str, str], AbstractContextManager[object]] = lambda stage, unit: nullcontext()
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Run:
     notes: dict[str, str] = field(default_factory=dict)  # a rollback part's detail when it did nothing
     take_over: str = ""  # the interrupted run whose locks this run may take
     guard: threading.Lock = field(default_factory=threading.Lock)
+    started: float = field(default_factory=time.monotonic)  # the origin of the report's timeline
 
     def previous_of(self, unit: str) -> Entry | None:
         """The release a unit goes back to: the one named for it, else what it served."""
