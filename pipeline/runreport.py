@@ -147,28 +147,10 @@ class RunReport:
         return "\n".join([f"deploy {self.environment}: {marker}: {self.summary()}", *self.details()])
 
     def render_markdown(self) -> str:
-        """The GitHub job summary."""
-        rows = [
-            f"### deploy {self.environment}: {self.summary()}",
-            "",
-            "| stage | host | result | time |",
-            "|---|---|---|---|",
-        ]
-        for stage in [*self.stages, *self.rollback]:
-            detail = f"{stage.status} {stage.detail}".replace("|", "\\|").replace("\n", " ")
-            rows.append(f"| {stage.name} | {stage.host} | {detail} | {stage.seconds:.1f} s |")
-        for item in self.evidence:
-            text = item.text.strip()[-6000:].replace("```", "` ` `")  # keep the fence closed
-            rows += [
-                "",
-                f"<details><summary>{item.kind} from {item.host}</summary>",
-                "",
-                "```",
-                text,
-                "```",
-                "</details>",
-            ]
-        return "\n".join(rows) + "\n"
+        """The GitHub job summary (``pipeline.summary``)."""
+        from pipeline.summary import job_summary
+
+        return job_summary(self)
 
     def to_json(self) -> str:
         """The JSON report."""
