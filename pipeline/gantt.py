@@ -22,7 +22,7 @@ KEYWORDS = (
     "href",
 )  # fmt: skip
 NAME_LIMIT = 60
-TAGS = {"ok": "done", "failed": "crit", "cancelled": "crit"}
+TAGS = {"ok": "done", "failed": "crit"}  # a unit stopped for another's failure: a plain bar
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,8 @@ def render_gantt(report: RunReport) -> list[str]:
     for section, members in sections.items():
         lines.append(f"    section {safe_name(section)}")
         for bar in members:
-            tag = TAGS.get(bar.status, "active")
-            if section.startswith("rollback ") and bar.status == "ok":
-                tag = "active"
+            tag = "active" if section.startswith("rollback ") and bar.status == "ok" else TAGS.get(bar.status)
             # A bar at least a millisecond long: an empty one is not drawn.
-            lines.append(f"    {safe_name(bar.name)} :{tag}, {bar.start}, {max(bar.end, bar.start + 1)}")
+            times = f"{bar.start}, {max(bar.end, bar.start + 1)}"
+            lines.append(f"    {safe_name(bar.name)} :{tag + ', ' if tag else ''}{times}")
     return lines

@@ -8,6 +8,7 @@ not with ``TERM=dumb``); ``NO_COLOR`` keeps it uncoloured.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
 import time
@@ -57,6 +58,7 @@ class LiveStatus:
         self.width = width
         self.lock = threading.RLock()  # one writer at a time: the ticker, or a line being printed
         self.activities: dict[int, _Activity] = {}
+        self.keys = itertools.count()
         self.shown = ""
         self.local = threading.local()
         self.stop = threading.Event()
@@ -67,14 +69,14 @@ class LiveStatus:
     @contextmanager
     def activity(self, stage: str, unit: str) -> Iterator[None]:
         """While the block runs, ``stage`` runs on ``unit`` (in this thread)."""
-        key = id(object())
         with self.lock:
+            key = next(self.keys)
             self.activities[key] = _Activity(stage, unit, self.clock())
-        self.local.key = key
+        outer, self.local.key = getattr(self.local, "key", None), key
         try:
             yield
         finally:
-            self.local.key = None
+            self.local.key = outer
             with self.lock:
                 self.activities.pop(key, None)
 

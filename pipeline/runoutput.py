@@ -102,7 +102,7 @@ class RunOutput:
             raise
         finally:
             if self.github:
-                self.say(f"   {unit}: {status} ({time.monotonic() - started:.1f} s)")
+                self.say(f"   {unit}: {stage} {status} ({time.monotonic() - started:.1f} s)")
 
     def executor(self, inner: Executor) -> Executor:
         """The executor whose commands feed the status line (itself where there is none)."""

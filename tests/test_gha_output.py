@@ -139,9 +139,10 @@ def test_each_stage_is_a_log_group_closed_before_the_next_and_before_the_report(
         out.say("deploy prod: EXIT 1")
     lines = stream.getvalue().splitlines()
     assert lines[0] == "::group::deploy [web1, web2]"
-    assert re.fullmatch(r"   web1: ok \(\d+\.\d s\)", lines[1]) and lines[2].startswith("   web2: ok")
+    assert re.fullmatch(r"   web1: deploy ok \(\d+\.\d s\)", lines[1])
+    assert lines[2].startswith("   web2: deploy ok")
     assert lines[3:5] == ["::endgroup::", "::group::health%25 [web1]"]
-    assert lines[5].startswith("   web1: failed (")
+    assert lines[5].startswith("   web1: health failed (")
     assert lines[6:] == ["::endgroup::", "deploy prod: EXIT 1"]
 
 
@@ -219,7 +220,7 @@ def test_the_timeline_has_a_section_per_host_failed_bars_crit_and_the_rollback_i
     tasks = gantt_tasks(mermaid_block(job_summary(failed_run())))
     assert tasks == [
         ("web1", "deploy", ["done"], 100, 1500),
-        ("web1", "health", ["crit"], 1600, 2000),
+        ("web1", "health", [], 1600, 2000),  # stopped because web2 failed
         ("web2", "deploy", ["done"], 100, 1600),
         ("web2", "health", ["crit"], 1600, 3600),
         ("rollback web1", "restore", ["active"], 3700, 4500),

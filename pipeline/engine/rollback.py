@@ -38,6 +38,7 @@ class RollingBack(EngineCore):
             report.reason += "; nothing was changed"
             ok = True
         else:
+            self.context.say(f"-> rollback ({report.reason})")
             self._capture_evidence(run)
             ok = self._roll_back(run, failed_at)
             report.outcome = ("cancelled" if cancelled else "rolled_back") if ok else "rollback_failed"
