@@ -47,13 +47,21 @@ def safe_name(text: str) -> str:
 
 
 def bars(report: RunReport) -> list[Bar]:
-    """Every stage on every unit, then every rollback part, in the order they ran."""
-    found: list[Bar] = []
-    for stage in report.stages:
-        found += _stage_bars(stage, "")
-    for part in report.rollback:
-        found += _stage_bars(part, "rollback ")
+    """Every stage on every unit, then every rollback part, in the order they ran; a step the engine
+    does not time (a journal or a lock that failed at the end) is drawn at the end of the run."""
+    steps = [("", s) for s in report.stages] + [("rollback ", p) for p in report.rollback]
+    found = [bar for prefix, stage in steps if _timed(stage) for bar in _stage_bars(stage, prefix)]
+    end = max((b.end for b in found), default=0)
+    found += [
+        Bar(prefix + (stage.host or "all"), stage.name, stage.status, end, end)
+        for prefix, stage in steps
+        if not _timed(stage)
+    ]
     return found
+
+
+def _timed(stage: StageResult) -> bool:
+    return bool(stage.spans or stage.start or stage.seconds)
 
 
 def _stage_bars(stage: StageResult, prefix: str) -> list[Bar]:

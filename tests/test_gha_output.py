@@ -294,3 +294,10 @@ def test_the_summary_of_the_default_limit_stays_under_githubs_one_mebibyte() -> 
 def test_redactor_known_lists_every_form_it_hides() -> None:
     redactor = Redactor(["s3cret-value"])
     assert "s3cret-value" in redactor.known() and "czNjcmV0LXZhbHVl" in redactor.known()  # base64
+
+
+def test_an_untimed_step_after_the_stages_is_drawn_where_it_happened_not_at_the_start() -> None:
+    report = failed_run()
+    report.stages.append(StageResult("unlock", "failed", 0.0, "the lock stays: timeout", "web2"))
+    tasks = gantt_tasks(render_gantt(report))
+    assert ("web2", "unlock", ["crit"], 4600, 4601) in tasks  # after the rollback, as the engine runs it
