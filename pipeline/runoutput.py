@@ -133,10 +133,12 @@ def publish(out: RunOutput, report: RunReport, redact: Callable[[str], str], tas
     import os
 
     from pipeline.outputs import write
+    from pipeline.summary import job_summary
 
     out.annotate(report, task)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        warning = write("$GITHUB_STEP_SUMMARY", summary, redact(report.render_markdown()), append=True)
+        text = redact(job_summary(report, task=task))
+        warning = write("$GITHUB_STEP_SUMMARY", summary, text, append=True)
         if warning:
             out.say(warning)

@@ -20,17 +20,17 @@ NOTE_ROOM = 200  # kept for the note that says evidence was cut
 _WORDS = {"ok": "ok", "failed": "**failed**", "cancelled": "cancelled", "skipped": "skipped"}
 
 
-def job_summary(report: RunReport, limit: int = SUMMARY_LIMIT) -> str:
+def job_summary(report: RunReport, limit: int = SUMMARY_LIMIT, task: str = "deploy") -> str:
     """The Markdown for ``$GITHUB_STEP_SUMMARY``, at most ``limit`` bytes in UTF-8."""
     body = "\n".join(
-        [*_head(report), *_stages(report), *_hosts(report), *_rollback(report), *_timeline(report)]
+        [*_head(report, task), *_stages(report), *_hosts(report), *_rollback(report), *_timeline(report)]
     )
     body = _fit(body, limit - (NOTE_ROOM if report.evidence else 0) - 1)
     room = limit - _size(body) - 1
     return body + "\n" + "".join(_evidence(report.evidence, room))
 
 
-def _head(report: RunReport) -> list[str]:
+def _head(report: RunReport, task: str) -> list[str]:
     marker = "OK" if report.exit_code == ExitCode.OK else f"EXIT {int(report.exit_code)}"
     facts = [f"version {report.version}"]
     facts += [f"commit {report.commit[:10]}"] if report.commit else []
@@ -38,7 +38,7 @@ def _head(report: RunReport) -> list[str]:
     facts += [f"run {report.run}"] if report.run else []
     if "wall" in report.timings:
         facts.append(f"{report.timings['wall']:.1f} s")
-    lines = [f"### deploy {report.environment}: {marker}: {_cell(report.summary())}", "", " · ".join(facts)]
+    lines = [f"### {task} {report.environment}: {marker}: {_cell(report.summary())}", "", " · ".join(facts)]
     if report.debug_log:
         lines += ["", f"The traceback of the internal error is in `{report.debug_log}` on the runner."]
     return lines

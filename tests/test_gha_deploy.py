@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from gitrepos import Repo
 from test_gha_output import gantt_tasks, mermaid_block, unescape
 
+from pipeline import operate
 from pipeline.config import load_config
 from pipeline.engine.cancel import Call
 from pipeline.engine.values import Deadlines, Policy, Release
@@ -147,3 +149,42 @@ def test_outside_github_actions_the_same_deploy_prints_no_workflow_command(
     assert code == ExitCode.ROLLED_BACK
     assert "-> deploy [web1, web2]" in said and not any(line.startswith("::") for line in said)
     assert "::" not in capsys.readouterr().out
+
+
+def test_invoke_rollback_in_github_actions_masks_on_stderr_groups_annotates_and_appends_its_summary(
+    target: SpillingTarget,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    summary = tmp_path / "summary.md"
+    for name, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "DEPLOY_HOOK": HOOK,
+    }.items():
+        monkeypatch.setenv(name, value)
+    for unit in target.state.values():  # 2.0.0 serves, healthy; 1.0.0 before it
+        unit.journal.append(
+            replace(unit.journal[-1], version="2.0.0", commit="commit-2.0.0", db_after="0004")
+        )
+        unit.serving, unit.commit = "2.0.0", "commit-2.0.0"
+    target.shared_revision = "0004"
+    environment = {"target": "compose", "hosts": ["web1", "web2"], "path": "/a"}
+    environment["notify"] = [{"webhook": {"url_env": "DEPLOY_HOOK"}}]
+    config = load_config({"environments": {"prod": environment}})
+
+    code = operate.rollback(config, "prod", LocalExecutor(), FakeHttpClient(), print, None)
+    assert code == ExitCode.OK and target.state["web1"].serving == "1.0.0"
+    captured = capsys.readouterr()
+    assert HOOK in {unescape(line.removeprefix("::add-mask::")) for line in captured.err.splitlines()}
+    lines = captured.out.splitlines()
+    assert next(line for line in lines if line.startswith("::group::")).startswith("::group::rollback (")
+    assert lines.count("::endgroup::") == 1
+    assert "   web2: restore ok" in {line.split(" (")[0] for line in lines}
+    assert any(line.startswith("::warning title=rollback prod%3A rolled back::") for line in lines)
+    assert leaks(captured.out) == []
+    markdown = summary.read_text()
+    assert markdown.startswith("### rollback prod: OK: ")
+    tasks = gantt_tasks(mermaid_block(markdown))
+    assert {t[0] for t in tasks} == {"rollback web1", "rollback web2"}
