@@ -61,7 +61,7 @@ def _mask(redactor: Redactor) -> None:
 
 @contextmanager
 def running(
-    config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say
+    config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say, task: str
 ) -> Iterator[tuple[Engine, RunOutput, Redactor]]:
     """A task that changes units (``rollback``, ``migrate``): its job summary checked writable
     first, the engine with live progress or log groups, and the redactor."""
@@ -71,13 +71,15 @@ def running(
     from pipeline.runoutput import RunOutput
 
     check_writable(outputs_of(None, os.environ))
-    with (
-        redacting(config, name, say) as (say, redactor),
-        RunOutput(say, os.environ, redact=redactor.redact) as out,
-        engine_of(config, name, out.executor(executor), http, out.say, redactor) as engine,
-    ):
-        engine.context.activity = out.activity
-        yield engine, out, redactor
+    with redacting(config, name, say) as (say, redactor):
+        out = RunOutput(say, os.environ, redact=redactor.redact)
+        try:
+            with out, engine_of(config, name, out.executor(executor), http, out.say, redactor) as engine:
+                engine.context.activity = out.activity
+                yield engine, out, redactor
+        except PipelineError as exc:
+            out.refused(f"{task} {name}", redactor.redact_error(exc))
+            raise
 
 
 @contextmanager
@@ -346,7 +348,7 @@ def migrate(config: PipelineConfig, name: str, executor: Executor, http: HttpCli
         raise InputError(f"pipeline.environments.{name}.migrate is not configured")
     from pipeline.runoutput import publish
 
-    with running(config, name, executor, http, say) as (engine, out, redactor):
+    with running(config, name, executor, http, say, "migrate") as (engine, out, redactor):
         states = engine.read()
         engine.refuse_locks(states)
         report = redactor.redact_data(engine.migrate(serving(states), states))
@@ -366,7 +368,7 @@ def rollback(
     wanted = to[len(prefix) :] if to and prefix and to.startswith(prefix) else to
     from pipeline.runoutput import publish
 
-    with running(config, name, executor, http, say) as (engine, out, redactor):
+    with running(config, name, executor, http, say, "rollback") as (engine, out, redactor):
         states = engine.read()
         run, reason = prepare_rollback(engine, states, wanted)
         report = redactor.redact_data(engine.rollback(run, reason))

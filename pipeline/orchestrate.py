@@ -229,6 +229,7 @@ def deploy(
             return _deploy(executor, http, root, config, request, out, sleep, redactor)
     except PipelineError as exc:
         redactor.redact_error(exc)
+        out.refused(f"deploy {request.environment}", exc)
         raise
 
 

@@ -83,6 +83,12 @@ class RunOutput:
             for command in workflow.run_annotations(report, task):
                 self.emit(command)
 
+    def refused(self, title: str, exc: BaseException) -> None:
+        """In GitHub Actions, an error that stopped the task before its run, as annotations."""
+        if self.github:
+            for command in workflow.refusal_annotations(title, exc):
+                self.emit(command)
+
     # -- the engine's side ---------------------------------------------------------------------
 
     @contextmanager

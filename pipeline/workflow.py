@@ -81,3 +81,15 @@ def run_annotations(report: RunReport, task: str = "deploy") -> list[str]:
     elif report.rollback:
         found.append(annotation("error", f"{where}: the rollback failed", report.summary()))
     return found
+
+
+def refusal_annotations(title: str, exc: BaseException) -> list[str]:
+    """A task that stopped before its run (bad input, a held lock, failed checks) as errors: one per
+    failed check when the checks failed, else one with the error's message."""
+    from pipeline.checklist import CheckResult
+    from pipeline.report import github_annotations
+
+    results = [r for r in getattr(exc, "results", ()) if isinstance(r, CheckResult)]
+    if results:
+        return github_annotations(title, results)
+    return [annotation("error", title, str(exc))]

@@ -17,8 +17,8 @@ from test_gha_output import gantt_tasks, mermaid_block, unescape
 from pipeline import operate
 from pipeline.config import load_config
 from pipeline.engine.cancel import Call
-from pipeline.engine.values import Deadlines, Policy, Release
-from pipeline.errors import ExitCode
+from pipeline.engine.values import Deadlines, LockInfo, Policy, Release
+from pipeline.errors import ChecklistFailed, ExitCode, LockHeld
 from pipeline.executor import LocalExecutor
 from pipeline.http import FakeHttpClient, HttpRequest, HttpResponse
 from pipeline.orchestrate import DeployRequest, deploy
@@ -188,3 +188,45 @@ def test_invoke_rollback_in_github_actions_masks_on_stderr_groups_annotates_and_
     assert markdown.startswith("### rollback prod: OK: ")
     tasks = gantt_tasks(mermaid_block(markdown))
     assert {t[0] for t in tasks} == {"rollback web1", "rollback web2"}
+
+
+def test_a_deploy_refused_before_it_ran_is_an_error_annotation_without_secrets(
+    repo: Repo, target: SpillingTarget, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.commit("feat: compose file", "compose.yaml", "services:\n  web:\n    build: .\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    target.state["web2"].lock = LockInfo(
+        who=f"someone with {TOKEN}", at="2026-11-30T12:00:00Z", version="9.9.9"
+    )
+    environment = {
+        "target": "compose",
+        "hosts": ["web1"],
+        "path": "/a",
+        "repository": f"https://{TOKEN}@h/r.git",
+    }
+    config = load_config(
+        {"checklist": {"changelog_unreleased_ok": True}, "environments": {"prod": environment}}
+    )
+    with pytest.raises(LockHeld):
+        deploy(LocalExecutor(), FakeHttpClient(), repo.path, config, DeployRequest("prod"))
+    out = capsys.readouterr().out.splitlines()
+    errors = [line for line in out if line.startswith("::error ")]
+    assert len(errors) == 1
+    assert errors[0].startswith("::error title=deploy prod::web2: a deploy holds the lock: someone with ***")
+    assert leaks("\n".join(line for line in out if not line.startswith("::add-mask::"))) == []
+
+
+def test_failed_checks_before_a_deploy_are_one_error_annotation_each(
+    repo: Repo, target: SpillingTarget, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.commit("feat: compose file", "compose.yaml", "services:\n  web:\n    build: .\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    environment = {"target": "compose", "hosts": ["web1"], "path": "/a"}
+    config = load_config({"lint": ["false"], "environments": {"prod": environment}})
+    with pytest.raises(ChecklistFailed):
+        deploy(LocalExecutor(), FakeHttpClient(), repo.path, config, DeployRequest("prod"))
+    errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 2 and all("title=deploy prod%3A " in line for line in errors)
+    assert "::error title=deploy prod%3A lint::`false` exited 1" in errors
+    assert errors[0].startswith("::error file=CHANGELOG.md,line=3,title=deploy prod%3A changelog::")
+    assert not target.calls  # nothing was touched
