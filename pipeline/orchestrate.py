@@ -266,7 +266,8 @@ def _deploy(
             assert release.commit is not None
             export_files(executor, root, env, release.commit, key, Path(folder))
             release = replace(release, files=str(Path(folder) / "files"))
-        local_stages(executor, root, config, env, request, redactor.redact)
+        with out.watching("checks", "runner"):
+            local_stages(out.executor(executor), root, config, env, request, redactor.redact)
         done = _run_engine(executor, http, env, request, release, out, sleep, redactor, notifiers)
     if done is None:
         return ExitCode.OK, None

@@ -110,6 +110,15 @@ class RunOutput:
             if self.github:
                 self.say(f"   {unit}: {stage} {status} ({time.monotonic() - started:.1f} s)")
 
+    @contextmanager
+    def watching(self, stage: str, where: str) -> Iterator[None]:
+        """A step outside the engine (the checks on the runner): on the status line while it runs."""
+        if self.live is None:
+            yield
+            return
+        with self.live.activity(stage, where):
+            yield
+
     def executor(self, inner: Executor) -> Executor:
         """The executor whose commands feed the status line (itself where there is none)."""
         return inner if self.live is None else EchoingExecutor(inner, self.live)

@@ -4,6 +4,10 @@ annotations, and the job summary holds the run with its timeline."""
 
 from __future__ import annotations
 
+import re
+import shlex
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -13,8 +17,9 @@ from typing import Any
 import pytest
 from gitrepos import Repo
 from test_gha_output import gantt_tasks, mermaid_block, unescape
+from test_progress import FakeTTY, screen
 
-from pipeline import operate
+from pipeline import operate, progress
 from pipeline.config import load_config
 from pipeline.engine.cancel import Call
 from pipeline.engine.values import Deadlines, LockInfo, Policy, Release
@@ -230,3 +235,40 @@ def test_failed_checks_before_a_deploy_are_one_error_annotation_each(
     assert "::error title=deploy prod%3A lint::`false` exited 1" in errors
     assert errors[0].startswith("::error file=CHANGELOG.md,line=3,title=deploy prod%3A changelog::")
     assert not target.calls  # nothing was touched
+
+
+def test_on_a_terminal_a_deploy_shows_its_long_checks_live_and_the_screen_keeps_the_plain_lines(
+    repo: Repo, target: SpillingTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.commit("feat: compose file", "compose.yaml", "services:\n  web:\n    build: .\n")
+    monkeypatch.setattr(progress, "LONG_SECONDS", 0.2)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv("NO_COLOR", "1")
+    terminal = FakeTTY()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    target.broken = set()
+    lint = shlex.join(["sh", "-c", f"echo 'linting with {TOKEN}'; sleep 0.8"])
+    environment = {
+        "target": "compose",
+        "hosts": ["web1"],
+        "path": "/a",
+        "repository": f"https://{TOKEN}@h/r.git",
+    }
+    config = load_config(
+        {
+            "checklist": {"changelog_unreleased_ok": True},
+            "lint": [lint],
+            "environments": {"prod": environment},
+        }
+    )
+    code, _ = deploy(LocalExecutor(), FakeHttpClient(), repo.path, config, DeployRequest("prod"))
+    assert code == ExitCode.OK
+    written = terminal.getvalue()
+    assert re.search(r"\r\x1b\[Kchecks \[runner\] \ds  runner: linting with \*\*\*\r", written)  # redacted
+    assert TOKEN not in written
+    shown = screen(written)
+    assert shown[:3] == ["-> deploy [web1, web2]", "-> migrate [web1]", "-> health [web1, web2]"]
+    assert shown[3] == "deploy prod: OK: 1.1.0 deployed to prod"
+    assert not any("checks [runner]" in line for line in shown)
+    assert not any(t.name == "progress" for t in threading.enumerate())
