@@ -38,6 +38,7 @@ class _Activity:
     unit: str
     since: float
     last: str = ""  # the last line of output, as it came (redacted when drawn)
+    heard: int = -1  # when it came, in the order of every line heard
 
 
 class LiveStatus:
@@ -59,6 +60,7 @@ class LiveStatus:
         self.lock = threading.RLock()  # one writer at a time: the ticker, or a line being printed
         self.activities: dict[int, _Activity] = {}
         self.keys = itertools.count()
+        self.heard = itertools.count()
         self.shown = ""
         self.local = threading.local()
         self.stop = threading.Event()
@@ -89,7 +91,7 @@ class LiveStatus:
         def take(line: str, is_err: bool) -> None:
             found = self.activities.get(key)
             if found is not None and line.strip():
-                found.last = line
+                found.last, found.heard = line, next(self.heard)
 
         return take
 
@@ -106,11 +108,11 @@ class LiveStatus:
         mine = [a for a in long if a.stage == stage]
         units = ", ".join(dict.fromkeys(a.unit for a in mine))
         text = f"{stage} [{units}] {now - min(a.since for a in mine):.0f}s"
-        talking = [a for a in mine if a.last]
-        if talking:
-            latest = talking[-1]
-            line = self.redact(latest.last).rpartition("\r")[2]  # what a terminal shows of a \r-line
-            text += f"  {latest.unit}: {' '.join(line.split())}"
+        latest = max(mine, key=lambda a: a.heard)
+        if latest.last:
+            # What a terminal shows of a line rewritten with \r (a progress bar): its last part.
+            shown = [part for part in self.redact(latest.last).split("\r") if part.strip()]
+            text += f"  {latest.unit}: {' '.join(shown[-1].split())}" if shown else ""
         return printable(text, keep_lines=False)[: max(10, self.width() - 1)]
 
     def draw(self) -> None:

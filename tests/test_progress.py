@@ -173,3 +173,20 @@ def test_not_on_a_terminal_nothing_is_rewritten_and_no_thread_runs() -> None:
         with out.activity("deploy", "web1"):
             pass
     assert said == ["-> deploy"] and stream.getvalue() == ""
+
+
+def test_the_line_shows_the_newest_output_of_any_unit_and_the_last_part_of_a_rewritten_line() -> None:
+    stream, clock = FakeTTY(), Clock()
+    status = status_on(stream, clock)
+    heard = {}
+    with status.activity("deploy", "web1"):
+        heard["web1"] = status.echo_for_this_thread()
+        with status.activity("deploy", "web2"):
+            heard["web2"] = status.echo_for_this_thread()
+            clock.now += 3
+            heard["web2"]("Pulling 10%\rPulling 55%\r", False)
+            assert status.render() == "deploy [web1, web2] 3s  web2: Pulling 55%"
+            heard["web1"]("Started", True)
+            assert status.render() == "deploy [web1, web2] 3s  web1: Started"
+            heard["web1"]("   ", True)  # a blank line does not hide the last one
+            assert status.render().endswith("web1: Started")
