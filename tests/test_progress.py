@@ -146,18 +146,19 @@ def test_a_command_in_an_activity_reports_its_lines_through_the_executor() -> No
     assert executor._with_echo(outside) is outside  # no activity in this thread: no echo
 
 
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt], ids=["a bug", "a signal"])
 def test_the_ticker_draws_a_few_times_a_second_and_is_gone_after_the_run_even_on_an_error(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, error: type[BaseException]
 ) -> None:
     monkeypatch.setattr(progress, "LONG_SECONDS", 0.0)
     stream = FakeTTY()
-    with pytest.raises(RuntimeError), RunOutput(lambda line: None, {"TERM": "xterm"}, stream) as out:
+    with pytest.raises(error), RunOutput(lambda line: None, {"TERM": "xterm"}, stream) as out:
         assert any(t.name == "progress" for t in threading.enumerate())
         with out.activity("health", "web1"):
             deadline = time.monotonic() + 2
             while "health [web1]" not in stream.getvalue() and time.monotonic() < deadline:
                 time.sleep(0.01)
-            raise RuntimeError("a bug")
+            raise error("stop")
     assert "health [web1]" in stream.getvalue()
     assert not any(t.name == "progress" for t in threading.enumerate())
     assert screen(stream.getvalue()) == []

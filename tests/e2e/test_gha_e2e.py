@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -31,8 +32,9 @@ def run_in_actions(project: Project, summary: Path, *args: str) -> subprocess.Co
     )  # fmt: skip
 
 
-def run_on_a_terminal(project: Project, *args: str) -> tuple[int, str]:
-    """``invoke`` with its stdout and stderr on a pseudo-terminal: the exit code and what it wrote."""
+def run_on_a_terminal(project: Project, *args: str, signal_at: str = "") -> tuple[int, str]:
+    """``invoke`` with its stdout and stderr on a pseudo-terminal: the exit code and what it wrote;
+    SIGTERM is sent once the output shows ``signal_at``."""
     env = {**project.env(None), "TERM": "xterm", "NO_COLOR": "1", "COLUMNS": "300"}
     env.pop("CI", None)
     main, child = pty.openpty()
@@ -52,6 +54,9 @@ def run_on_a_terminal(project: Project, *args: str) -> tuple[int, str]:
             if not chunk:
                 break
             chunks.append(chunk)
+            if signal_at and signal_at in b"".join(chunks).decode("utf-8", "replace"):
+                process.send_signal(signal.SIGTERM)
+                signal_at = ""
         code = process.wait(timeout=60)
     finally:
         os.close(main)
@@ -116,3 +121,20 @@ def test_on_a_terminal_a_long_stage_shows_live_progress_and_the_screen_keeps_onl
     assert [s.split(" [")[0] for s in stages] == ["-> deploy", "-> migrate", "-> health"]
     assert "deploy sandbox: OK: 1.0.0 deployed to sandbox" in shown
     assert WEBHOOK_TOKEN not in written
+
+
+def test_sigterm_during_a_live_stage_on_a_terminal_rolls_back_and_leaves_no_status_line(
+    project: Project,
+) -> None:
+    assert project.invoke("deploy", "--env", "sandbox").code == 0
+    project.release("2.0.0", "migration", "slow")
+    code, written = run_on_a_terminal(
+        project, "deploy", "--env", "sandbox", "--version", "2.0.0", signal_at="\r\x1b[Kmigrate ["
+    )
+    assert code == 1, written
+    shown = screen(written.replace("\r\n", "\n"))
+    assert any("cancelled (SIGTERM received); rolled back to 1.0.0" in line for line in shown), shown
+    assert not any(STATUS.match("\r\x1b[K" + line) for line in shown)
+    assert written.endswith("\n")  # nothing drawn after the last line
+    assert project.versions() == ["1.0.0"] * 3
+    assert project.revision() == "0003"
