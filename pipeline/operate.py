@@ -23,6 +23,7 @@ from pipeline.terminal import printable
 
 if TYPE_CHECKING:
     from pipeline.engine.run import Engine
+    from pipeline.runoutput import RunOutput
     from pipeline.secrets import Redactor
 
 Say = Callable[[str], None]
@@ -37,11 +38,48 @@ def redacting(config: PipelineConfig, name: str, say: Say) -> Iterator[tuple[Say
     from pipeline.secrets import redactor_for
 
     redactor = redactor_for(config.environment(name), os.environ)
+    _mask(redactor)
     try:
         yield (lambda line: say(printable(redactor.redact(line)))), redactor
     except PipelineError as exc:
         redactor.redact_error(exc)
         raise
+
+
+def _mask(redactor: Redactor) -> None:
+    """In GitHub Actions, the secrets masked before anything is printed: on stderr, so that the
+    output of ``--json`` stays JSON."""
+    import os
+    import sys
+
+    from pipeline.workflow import in_github_actions, mask_commands
+
+    if in_github_actions(os.environ):
+        for command in mask_commands(redactor.known()):
+            print(command, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def running(
+    config: PipelineConfig, name: str, executor: Executor, http: HttpClient, say: Say, task: str
+) -> Iterator[tuple[Engine, RunOutput, Redactor]]:
+    """A task that changes units (``rollback``, ``migrate``): its job summary checked writable
+    first, the engine with live progress or log groups, and the redactor."""
+    import os
+
+    from pipeline.outputs import check_writable, outputs_of
+    from pipeline.runoutput import RunOutput
+
+    check_writable(outputs_of(None, os.environ))
+    with redacting(config, name, say) as (say, redactor):
+        out = RunOutput(say, os.environ, redact=redactor.redact)
+        try:
+            with out, engine_of(config, name, out.executor(executor), http, out.say, redactor) as engine:
+                engine.context.activity = out.activity
+                yield engine, out, redactor
+        except PipelineError as exc:
+            out.refused(f"{task} {name}", redactor.redact_error(exc))
+            raise
 
 
 @contextmanager
@@ -319,14 +357,15 @@ def migrate(config: PipelineConfig, name: str, executor: Executor, http: HttpCli
     """Run the migrations of the release that is deployed, under the deploy lock."""
     if config.environment(name).migrate is None:
         raise InputError(f"pipeline.environments.{name}.migrate is not configured")
-    with (
-        redacting(config, name, say) as (say, redactor),
-        engine_of(config, name, executor, http, say, redactor) as engine,
-    ):
+    from pipeline.runoutput import publish
+
+    with running(config, name, executor, http, say, "migrate") as (engine, out, redactor):
         states = engine.read()
         engine.refuse_locks(states)
-        report = engine.migrate(serving(states), states)
-        say(redactor.redact_data(report).render_text())
+        report = redactor.redact_data(engine.migrate(serving(states), states))
+        out.end_group()
+        out.say(report.render_text())
+        publish(out, report, redactor.redact, "migrate")
     return report.exit_code
 
 
@@ -338,14 +377,15 @@ def rollback(
 
     prefix = config.checklist.tag_prefix
     wanted = to[len(prefix) :] if to and prefix and to.startswith(prefix) else to
-    with (
-        redacting(config, name, say) as (say, redactor),
-        engine_of(config, name, executor, http, say, redactor) as engine,
-    ):
+    from pipeline.runoutput import publish
+
+    with running(config, name, executor, http, say, "rollback") as (engine, out, redactor):
         states = engine.read()
         run, reason = prepare_rollback(engine, states, wanted)
         report = redactor.redact_data(engine.rollback(run, reason))
-        say(report.render_text())
+        out.end_group()
+        out.say(report.render_text())
+        publish(out, report, redactor.redact, "rollback")
     if report.debug_log:
         from pipeline.orchestrate import redact_file
 

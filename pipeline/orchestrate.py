@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -23,6 +24,7 @@ from pipeline.files import read_optional
 from pipeline.helmconfig import HelmEnvironment
 from pipeline.http import HttpClient
 from pipeline.outputs import check_writable, outputs_of, write
+from pipeline.runoutput import RunOutput
 from pipeline.runreport import RunReport
 from pipeline.secrets import Redactor
 from pipeline.versions import parse_version
@@ -230,12 +232,13 @@ def deploy(
     """
     redactor = Redactor()
     check_writable(outputs_of(request.report_file, os.environ))
+    out = RunOutput(lambda line: say(redactor.redact(line)), os.environ, sys.stdout, redactor.redact)
     try:
-        return _deploy(
-            executor, http, root, config, request, lambda line: say(redactor.redact(line)), sleep, redactor
-        )
+        with out:
+            return _deploy(executor, http, root, config, request, out, sleep, redactor)
     except PipelineError as exc:
         redactor.redact_error(exc)
+        out.refused(f"deploy {request.environment}", exc)
         raise
 
 
@@ -245,13 +248,14 @@ def _deploy(
     root: Path,
     config: PipelineConfig,
     request: DeployRequest,
-    say: Callable[[str], None],
+    out: RunOutput,
     sleep: Callable[[float], None] | None,
     redactor: Redactor,
 ) -> tuple[ExitCode, RunReport | None]:
     from pipeline.notify import build_notifiers
     from pipeline.secrets import redactor_for
 
+    say = out.say
     env = without_skipped(config.environment(request.environment), request.skip)
     key = f"pipeline.environments.{request.environment}"
     redactor_for(env, os.environ, redactor)
@@ -260,6 +264,7 @@ def _deploy(
         if "notify" in request.skip
         else build_notifiers(env.notify, os.environ, http, f"{key}.notify", redactor)
     )
+    out.mask(redactor.known())
     release = resolve_release(executor, root, config, env, request.version, key)
     check_services(env, request.environment, release.compose_text)
     import tempfile
@@ -270,12 +275,13 @@ def _deploy(
             assert release.commit is not None
             export_files(executor, root, env, release.commit, key, Path(folder))
             release = replace(release, files=str(Path(folder) / "files"))
-        checked = local_stages(executor, root, config, env, request, redactor.redact)
+        with out.watching("checks", "runner"):
+            checked = local_stages(out.executor(executor), root, config, env, request, redactor.redact)
         if request.emergency:
             from pipeline import emergency
 
             emergency.announce(request, release.version, checked, say)
-        done = _run_engine(executor, http, env, request, release, say, sleep, redactor, notifiers)
+        done = _run_engine(executor, http, env, request, release, out, sleep, redactor, notifiers)
     if done is None:
         return ExitCode.OK, None
     report, context = done
@@ -297,6 +303,7 @@ def _deploy(
     for channel, error in report.notified:
         if error:
             say(f"warning: notify {channel} failed: {error}")
+    out.annotate(report)
     _write_outputs(report, request, redactor, say)
     return report.exit_code, report
 
@@ -320,7 +327,7 @@ def _run_engine(
     env: Environment,
     request: DeployRequest,
     release: Release,
-    say: Callable[[str], None],
+    out: RunOutput,
     sleep: Callable[[float], None] | None,
     redactor: Redactor,
     notifiers: Sequence[object],
@@ -330,8 +337,11 @@ def _run_engine(
     from pipeline.engine.run import Engine
     from pipeline.targets.connect import connected
 
+    say = out.say
     context = new_context(say)
     context.emergency = request.emergency
+    context.activity = out.activity
+    executor = out.executor(executor)
     with connected(env, request.environment, executor, http, redactor, sleep or time.sleep) as (
         target,
         policy,
@@ -361,6 +371,7 @@ def _run_engine(
                 say("notify: " + ", ".join(getattr(n, "name", "?") for n in notifiers))
             return None
         report = engine.deploy(release, states)
+        out.end_group()
         report.timings["read_hosts"] = round(read_seconds, 3)
     return report, context
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from pipeline.checklist import CheckResult
 from pipeline.errors import ExitCode
+from pipeline.workflow import escape_data, escape_property
+from pipeline.workflow import in_github_actions as in_github_actions  # where the tasks find it
 
 _MARK = {"pass": "ok  ", "fail": "FAIL", "skip": "skip"}
 # The verdict in JSON and the job summary: the text's own word.
@@ -60,28 +62,20 @@ def render_json(title: str, results: Sequence[CheckResult]) -> str:
     )
 
 
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
 def github_annotations(title: str, results: Sequence[CheckResult]) -> list[str]:
     """``::error`` workflow commands, one per failure location (or per failed check)."""
     commands = []
     for r in results:
         if not r.failed:
             continue
-        heading = _escape_property(f"{title}: {r.name}")
+        heading = escape_property(f"{title}: {r.name}")
         if r.locations:
             for loc in r.locations:
-                where = f"file={_escape_property(loc.file)},line={loc.line},"
-                commands.append(f"::error {where}title={heading}::{_escape_data(loc.message)}")
+                where = f"file={escape_property(loc.file)},line={loc.line},"
+                commands.append(f"::error {where}title={heading}::{escape_data(loc.message)}")
         else:
             message = "\n".join((r.reason, *r.details))
-            commands.append(f"::error title={heading}::{_escape_data(message)}")
+            commands.append(f"::error title={heading}::{escape_data(message)}")
     return commands
 
 
@@ -97,8 +91,3 @@ def github_summary(title: str, results: Sequence[CheckResult]) -> str:
         reason = r.reason.replace("|", "\\|").replace("\n", " ")
         rows.append(f"| {r.name} | {_WORD[r.status]} | {reason} |")
     return "\n".join(rows) + "\n"
-
-
-def in_github_actions(env: Mapping[str, str]) -> bool:
-    """Whether we run inside a GitHub Actions job."""
-    return env.get("GITHUB_ACTIONS") == "true"

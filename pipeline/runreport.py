@@ -26,6 +26,16 @@ OUTCOMES = {
 }
 
 
+@dataclass(frozen=True)
+class Span:
+    """A stage on one unit: when it began (seconds since the run started), how long, how it ended."""
+
+    host: str
+    start: float
+    seconds: float
+    status: str  # ok | failed | cancelled
+
+
 @dataclass
 class StageResult:
     """One stage (or rollback part): its verdict, how long it took and what it said."""
@@ -35,6 +45,8 @@ class StageResult:
     seconds: float = 0.0
     detail: str = ""
     host: str = ""
+    start: float = 0.0  # seconds since the run started
+    spans: list[Span] = field(default_factory=list)  # each unit's part of a stage over several
 
 
 @dataclass(frozen=True)
@@ -139,30 +151,10 @@ class RunReport:
         return "\n".join([f"deploy {self.environment}: {marker}: {self.summary()}", *self.details()])
 
     def render_markdown(self) -> str:
-        """The GitHub job summary."""
-        rows = [
-            f"### deploy {self.environment}: {self.summary()}",
-            "",
-            "| stage | host | result | time |",
-            "|---|---|---|---|",
-        ]
-        if self.emergency:
-            rows[1:1] = ["", *(f"**{line}**" for line in _emergency_lines(self))]
-        for stage in [*self.stages, *self.rollback]:
-            detail = f"{stage.status} {stage.detail}".replace("|", "\\|").replace("\n", " ")
-            rows.append(f"| {stage.name} | {stage.host} | {detail} | {stage.seconds:.1f} s |")
-        for item in self.evidence:
-            text = item.text.strip()[-6000:].replace("```", "` ` `")  # keep the fence closed
-            rows += [
-                "",
-                f"<details><summary>{item.kind} from {item.host}</summary>",
-                "",
-                "```",
-                text,
-                "```",
-                "</details>",
-            ]
-        return "\n".join(rows) + "\n"
+        """The GitHub job summary (``pipeline.summary``)."""
+        from pipeline.summary import job_summary
+
+        return job_summary(self)
 
     def to_json(self) -> str:
         """The JSON report."""

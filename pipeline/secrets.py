@@ -64,6 +64,10 @@ class Redactor:
             return
         self._values.update(f for f in forms(text) if len(f) >= MIN_LENGTH)
 
+    def known(self) -> list[str]:
+        """Every value hidden (each secret in each of its forms), for a CI log's own masking."""
+        return sorted(self._values)
+
     def redact(self, text: str) -> str:
         """The text with every occurrence of every secret, and every URL's credentials, as ``***``."""
         text = _URL_CREDENTIALS.sub(_mask_credentials, text)

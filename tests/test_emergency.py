@@ -249,7 +249,7 @@ def test_the_report_carries_the_reason_and_the_waived_items_in_every_rendering()
         "waived (emergency): changelog",
     ]
     markdown = report.render_markdown()
-    assert markdown.startswith(f"### deploy prod: 1.1.1 deployed to prod (EMERGENCY: {REASON})\n")
+    assert markdown.startswith(f"### deploy prod: OK: 1.1.1 deployed to prod (EMERGENCY: {REASON})\n")
     assert "**waived (emergency): changelog**" in markdown
     plain = RunReport("prod", "1.1.1", "abc", outcome="deployed")
     assert "EMERGENCY" not in plain.render_text() + plain.render_markdown()

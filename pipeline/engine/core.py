@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from pipeline.engine import fleet
@@ -36,6 +37,8 @@ class Context:
     runner: str = ""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     emergency: str = ""  # the reason of an emergency deploy: every journal record of the run carries it
+    # Entered while a stage runs on a unit (a terminal's live progress); by default nothing.
+    activity: Callable[[str, str], AbstractContextManager[object]] = lambda stage, unit: nullcontext()
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Run:
     notes: dict[str, str] = field(default_factory=dict)  # a rollback part's detail when it did nothing
     take_over: str = ""  # the interrupted run whose locks this run may take
     guard: threading.Lock = field(default_factory=threading.Lock)
+    started: float = field(default_factory=time.monotonic)  # the origin of the report's timeline
 
     def previous_of(self, unit: str) -> Entry | None:
         """The release a unit goes back to: the one named for it, else what it served."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from pipeline.engine import fleet
 from pipeline.engine.core import EngineCore, Run
+from pipeline.engine.timeline import Timer
 from pipeline.errors import Cancelled, DeadlineExceeded, PipelineError, StageError
 from pipeline.runreport import Evidence, StageResult
 
@@ -37,6 +38,7 @@ class RollingBack(EngineCore):
             report.reason += "; nothing was changed"
             ok = True
         else:
+            self.context.say(f"-> rollback ({report.reason})")
             self._capture_evidence(run)
             ok = self._roll_back(run, failed_at)
             report.outcome = ("cancelled" if cancelled else "rolled_back") if ok else "rollback_failed"
@@ -99,13 +101,14 @@ class RollingBack(EngineCore):
 
     def _part(self, run: Run, name: str, units: list[str], body: Callable[[str], None]) -> bool:
         """One part of the rollback on units in parallel; how it ended, without stopping the others."""
-        started = time.monotonic()
-        failures = fleet.each(units, body)
+        timer = Timer(run.started, name, self.context.activity)
+        failures = fleet.each(units, timer.wrap(body))
         for unit in units:
             exc = failures.get(unit)
             detail = self._why(exc) if exc else run.notes.pop(f"{name}:{unit}", "")
-            seconds = round(time.monotonic() - started, 3)
-            run.report.rollback.append(StageResult(name, "failed" if exc else "ok", seconds, detail, unit))
+            span = timer.span(unit, exc)
+            status = "failed" if exc else "ok"
+            run.report.rollback.append(StageResult(name, status, span.seconds, detail, unit, span.start))
             if isinstance(exc, StageError) and exc.output:
                 run.report.evidence.append(Evidence(unit, f"output of {name}", exc.output))
             if exc is not None and not isinstance(exc, PipelineError):

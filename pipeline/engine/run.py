@@ -17,6 +17,7 @@ from pipeline.engine.cancel import signals_to
 from pipeline.engine.core import Context, Run
 from pipeline.engine.records import DatabaseRecord, outcome, progress, rollback_lines
 from pipeline.engine.rollback import RollingBack
+from pipeline.engine.timeline import Timer
 from pipeline.engine.values import LockInfo, Release, UnitState
 from pipeline.errors import Cancelled, InputError, LockHeld, PipelineError, StageError
 from pipeline.health import HealthResult
@@ -265,14 +266,16 @@ class Engine(RollingBack):
             if over:
                 self.cancel.request(f"{unit} failed", immediate=True)
 
-        failures = fleet.each(units, body, failed)
+        timer = Timer(run.started, name, self.context.activity)
+        failures = fleet.each(units, timer.wrap(body), failed)
         seconds = round(time.monotonic() - started, 3)
+        spans = timer.spans(units, failures)
         if not failures:
-            run.report.stages.append(StageResult(name, "ok", seconds))
+            run.report.stages.append(StageResult(name, "ok", seconds, start=timer.start, spans=spans))
             return
         primary = _primary(failures)
         detail = "; ".join(f"{u}: {self._why(e)}" for u, e in failures.items())
-        run.report.stages.append(StageResult(name, "failed", seconds, detail))
+        run.report.stages.append(StageResult(name, "failed", seconds, detail, start=timer.start, spans=spans))
         for exc in failures.values():
             if isinstance(exc, StageError) and exc.output:
                 run.report.evidence.append(Evidence(exc.unit, f"output of {exc.stage}", exc.output))
