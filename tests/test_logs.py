@@ -451,3 +451,21 @@ def test_bad_flags_are_one_line_and_exit_2_before_any_host_is_asked(
     assert run.code == 2, run
     assert run.stderr.splitlines()[0] == phrase or run.stderr.startswith(phrase), run.stderr
     assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+def test_the_follow_guard_has_no_deadline_and_stops_its_command_when_stdin_closes() -> None:
+    import subprocess
+    import time
+
+    process = subprocess.Popen(following(("sleep", "60")), stdin=subprocess.PIPE)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(1.5)  # `timeout 0`: no deadline ends it
+        assert process.stdin is not None
+        started = time.monotonic()
+        process.stdin.close()  # what the host sees when the ssh client is gone
+        assert process.wait(10) == 143  # 128 + SIGTERM: the guard stopped `sleep`
+        assert time.monotonic() - started < 5
+    finally:
+        process.kill()
+        process.wait()
