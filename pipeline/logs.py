@@ -183,7 +183,10 @@ class Lines:
 
 class Printer:
     """Writes each line whole, ``source | line``, redacted and printable, one writer at a time; notes
-    about a source (``source: text``) go to the error stream."""
+    about a source (``source: text``) go to the error stream.
+
+    While ``held`` (a read without ``--follow``), lines are kept per source and ``release`` prints them
+    source by source, as ``kubectl logs`` does for several pods; a follow prints each as it comes."""
 
     def __init__(
         self, out: TextIO, err: TextIO, redact: Callable[[str], str], gone: Callable[[], None] = lambda: None
@@ -193,16 +196,31 @@ class Printer:
         self.closed = False
         self.width = 0
         self.lock = threading.Lock()
+        self.held: dict[str, list[tuple[str, bool]]] | None = None
 
     def sources(self, names: list[str]) -> None:
         """Pad every prefix to the longest of these names, so the lines line up."""
         self.width = max((len(printable(n, keep_lines=False)) for n in names), default=0)
+
+    def hold(self) -> None:
+        """Keep lines per source until ``release``."""
+        self.held = {}
+
+    def release(self, order: list[str]) -> None:
+        """Print the kept lines, source by source in ``order`` (then any other source), and stop keeping."""
+        held, self.held = self.held or {}, None
+        for source in [*order, *(s for s in held if s not in order)]:
+            for text, is_err in held.get(source, []):
+                self.line(source, text, is_err)
 
     def line(self, source: str, text: str, is_err: bool = False) -> None:
         """One log line of a source (tabs kept, every other control character escaped)."""
         safe = printable(self.redact(text.removesuffix("\r"))).replace("\n", "\\x0a")
         shown = f"{printable(source, keep_lines=False):<{self.width}} | {safe}\n"
         with self.lock:
+            if self.held is not None:
+                self.held.setdefault(source, []).append((text, is_err))
+                return
             if self.closed:
                 return
             try:

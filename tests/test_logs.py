@@ -165,6 +165,21 @@ def test_each_line_is_prefixed_with_its_padded_source_redacted_and_printable() -
     assert err.getvalue() == "web2: unreachable over ssh:\\x0a***\n"
 
 
+def test_without_follow_lines_are_printed_source_by_source_in_configuration_order() -> None:
+    shown, out, err = printer()
+    shown.sources(["web1", "web2"])
+    shown.hold()
+    for source, text in [("web2", "b1"), ("web1", "a1"), ("web3", "c1"), ("web2", "b2"), ("web1", "a2")]:
+        shown.line(source, text)
+    shown.line("web1", "warning", is_err=True)
+    assert out.getvalue() == err.getvalue() == ""
+    shown.release(["web1", "web2"])
+    assert out.getvalue().splitlines() == ["web1 | a1", "web1 | a2", "web2 | b1", "web2 | b2", "web3 | c1"]
+    assert err.getvalue() == "web1 | warning\n"
+    shown.line("web2", "now")  # released: printed as it comes again
+    assert out.getvalue().endswith("web2 | now\n")
+
+
 def test_lines_from_many_sources_at_once_are_never_torn() -> None:
     shown, out, _ = printer()
     lines = Lines()

@@ -139,7 +139,12 @@ def show(
             return failed
         deadline = None if request.follow else seconds
         runs = [(hosts[n], compose_logs(hosts[n].project, v, request)) for n, v in versions.items()]
-        results = executor.run_all(command(h, argv, deadline, stop, printer) for h, argv in runs)
+        if not request.follow:
+            printer.hold()
+        try:
+            results = executor.run_all(command(h, argv, deadline, stop, printer) for h, argv in runs)
+        finally:
+            printer.release(list(hosts))
         for (host, _), result in zip(runs, results, strict=True):
             why = failure(host, result, deadline, "docker compose logs")
             if why:

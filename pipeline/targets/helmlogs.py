@@ -214,5 +214,10 @@ def show(
             printer.note(target.name, "no pods (the release's workloads have none now)")
             return False
         printer.sources([s.name for s in sources])
-        streams, failed = open_streams(target.kube, sources, request, seconds, printer, stop)
-        return wait(streams, request, seconds, printer, stop) or failed
+        if not request.follow:
+            printer.hold()
+        try:
+            streams, failed = open_streams(target.kube, sources, request, seconds, printer, stop)
+            return wait(streams, request, seconds, printer, stop) or failed
+        finally:
+            printer.release([s.name for s in sources])
