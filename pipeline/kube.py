@@ -168,6 +168,25 @@ class Kube:
             raise _translated(status, text)
         return text
 
+    def open_log(self, pod: str, query: dict[str, str], timeout: tuple[float, float | None]) -> Any:
+        """A pod's log as a stream (``follow=true`` keeps it open while the container runs): the urllib3
+        response, read with ``stream()``; ``timeout`` is (connect, read), read None for no limit."""
+        from urllib3.exceptions import HTTPError
+
+        try:
+            params = self.api.param_serialize(
+                method="GET", resource_path=self.path("pod", pod) + "/log",
+                query_params=list(query.items()), header_params={"Accept": "*/*"},
+                auth_settings=["BearerToken"],
+            )  # fmt: skip
+            response = self.api.call_api(*params, _request_timeout=timeout)
+            if int(response.status) >= 400:
+                text = bytes(response.read() or b"").decode("utf-8", errors="replace")
+                raise _translated(int(response.status), text)
+        except (HTTPError, OSError) as exc:
+            raise KubeError(f"the API server cannot be reached: {type(exc).__name__}: {exc}") from None
+        return response.response
+
     def events(self, name: str, timeout: float) -> list[Object]:
         """The events about an object, oldest first."""
         items = self.select("event", timeout, fields=f"involvedObject.name={name}")

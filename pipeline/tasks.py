@@ -314,6 +314,37 @@ def history(c: Context, env: str, limit: str = "20", json: bool = False) -> None
         operate.history(_config(c), env, _seams()[0], print, operate.check_limit(limit), as_json=json)
 
 
+@task(
+    positional=[],
+    help={
+        "env": "The environment.",
+        "service": "Only this compose service, or this Helm workload or container.",
+        "tail": "Lines per container from the end, 0 to 10000 (default 100; with --since, all since).",
+        "since": "Only lines since: a duration (30s, 10m, 2h, 1h30m) or an RFC 3339 time.",
+        "follow": "Keep printing new lines until Ctrl-C.",
+        "timestamps": "Prefix each line with the time it was logged.",
+    },
+)
+def logs(
+    c: Context,
+    env: str,
+    service: str | None = None,
+    tail: str | None = None,
+    since: str | None = None,
+    follow: bool = False,
+    timestamps: bool = False,
+) -> None:
+    """The logs of every host or pod at once, each line prefixed with where it came from."""
+    with _reported_errors():
+        _required("logs", env=env)
+        from pipeline import logs as view
+
+        request = view.request_of(service, tail, since, follow, timestamps)
+        code = view.show_logs(_config(c), env, _seams()[0], request)
+        if code:
+            raise Exit(code=code)
+
+
 @task(positional=[], help={"env": "The environment."})
 def unlock(c: Context, env: str) -> None:
     """Release a deploy lock left by a cancelled run, showing who held it and since when."""
@@ -417,5 +448,18 @@ def setenv(
 
 
 ns = Collection(
-    preflight, release, lint, test, deploy, migrate, health, notify, rollback, status, history, unlock, setenv
+    preflight,
+    release,
+    lint,
+    test,
+    deploy,
+    migrate,
+    health,
+    notify,
+    rollback,
+    status,
+    history,
+    unlock,
+    setenv,
+    logs,
 )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -96,6 +98,27 @@ class FakeCluster:
 
     # ------------------------------------------------------------------------------------------ pods I/O
     def pod_log(self, namespace: str, name: str, query: dict[str, str]) -> bytes:
+        """``GET .../pods/NAME/log`` without ``follow``: what the container logged, as the query asks."""
+        pod, container, runtime = self._log_target(namespace, name, query)
+        return runtime.logs(
+            pod,
+            container,
+            previous=query.get("previous") in ("true", "1"),
+            tail=_tail_lines(query),
+            timestamps=query.get("timestamps") in ("true", "1"),
+            since=_log_since(query),
+        )
+
+    def pod_log_stream(self, namespace: str, name: str, query: dict[str, str]) -> Any:
+        """``GET .../pods/NAME/log?follow=true``: docker's stream of the container's log (ends when the
+        container does; ``close()`` ends it sooner)."""
+        pod, container, runtime = self._log_target(namespace, name, query)
+        timestamps = query.get("timestamps") in ("true", "1")
+        return runtime.follow(pod, container, _tail_lines(query), timestamps, _log_since(query))
+
+    def _log_target(
+        self, namespace: str, name: str, query: dict[str, str]
+    ) -> tuple[dict[str, Any], str, Any]:
         pod = self.store.must_get("v1", "pods", namespace, name)
         names = [c["name"] for c in pod["spec"].get("initContainers") or []] + [
             c["name"] for c in pod["spec"]["containers"]
@@ -120,14 +143,7 @@ class FakeCluster:
                 "BadRequest",
                 f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating',
             )
-        tail = query.get("tailLines")
-        return runtime.logs(
-            pod,
-            container,
-            previous=query.get("previous") in ("true", "1"),
-            tail=int(tail) if tail else None,
-            timestamps=query.get("timestamps") in ("true", "1"),
-        )
+        return pod, container, runtime
 
     def proxy(
         self, plural: str, namespace: str, name: str, path: str, query: str
@@ -182,3 +198,29 @@ class FakeCluster:
 def ready(pod: dict[str, Any]) -> bool:
     conditions = pod.get("status", {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _tail_lines(query: dict[str, str]) -> int | None:
+    text = query.get("tailLines")
+    if text is None:
+        return None
+    if not text.lstrip("-").isdigit():
+        raise ApiError(400, "BadRequest", f"tailLines: Invalid value: {text!r}")
+    return max(int(text), 0)
+
+
+def _log_since(query: dict[str, str]) -> float | None:
+    """``sinceSeconds`` or ``sinceTime`` (at most one, as the API server checks), in epoch seconds."""
+    seconds, moment = query.get("sinceSeconds"), query.get("sinceTime")
+    if seconds is not None and moment is not None:
+        raise ApiError(400, "BadRequest", "at most one of sinceTime or sinceSeconds may be specified")
+    if seconds is not None:
+        if not seconds.isdigit() or int(seconds) < 1:
+            raise ApiError(400, "BadRequest", "sinceSeconds: Invalid value: must be greater than 0")
+        return time.time() - int(seconds)
+    if moment is not None:
+        try:
+            return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise ApiError(400, "BadRequest", f"sinceTime: Invalid value: {moment!r}") from None
+    return None

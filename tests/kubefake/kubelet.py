@@ -14,8 +14,9 @@ Networking: one Docker bridge network per cluster; each pod's first container ge
 get addresses of their own (no shared network namespace, no localhost between them). Container ports
 (and probe ports) are published on the node IP with random host ports; probes and proxies go there.
 Init containers run one after the other before the app containers. The previous (exited) container is
-kept until the next restart, for ``log?previous=true``. Volumes: see volumes.py. Logs cannot be followed
-(``follow=true`` returns what there is so far).
+kept until the next restart, for ``log?previous=true``. Volumes: see volumes.py. Logs take ``tailLines``,
+``sinceSeconds``/``sinceTime`` and ``timestamps``; ``follow=true`` streams new lines (chunked, as docker
+streams them) until the container ends or the client goes.
 """
 
 from __future__ import annotations

@@ -124,8 +124,35 @@ class Runtime:
         return None
 
     def logs(
-        self, pod: dict[str, Any], container: str, previous: bool, tail: int | None, timestamps: bool
+        self,
+        pod: dict[str, Any],
+        container: str,
+        previous: bool,
+        tail: int | None,
+        timestamps: bool,
+        since: float | None = None,
     ) -> bytes:
+        return docker_logs(self.client, self.log_container(pod, container, previous), tail, timestamps, since)
+
+    def follow(
+        self,
+        pod: dict[str, Any],
+        container: str,
+        tail: int | None,
+        timestamps: bool,
+        since: float | None = None,
+    ) -> Any:
+        """The container's log from ``tail``/``since`` on, then each new line while it runs, as docker
+        streams it (its own order of stdout and stderr); ``close()`` ends it from another thread."""
+        cid = self.log_container(pod, container, previous=False)
+        kwargs: dict[str, Any] = {"tail": "all" if tail is None else tail}
+        if since is not None:
+            kwargs["since"] = max(since, 0.001)
+        return self.client.api.logs(cid, stream=True, follow=True, timestamps=timestamps, **kwargs)
+
+    def log_container(self, pod: dict[str, Any], container: str, previous: bool) -> str:
+        """The container whose log a request reads (the previous one when asked, or while the current
+        one waits to restart), or the API server's 400 when there is none."""
         worker = self.worker(pod)
         name = pod["metadata"]["name"]
         box = worker.boxes.get(container) if worker else None
@@ -136,34 +163,33 @@ class Runtime:
                     "BadRequest",
                     f'previous terminated container "{container}" in pod "{name}" not found',
                 )
-            cid = box.last_id
-        elif box is not None and "waiting" in box.state and box.last_id:
-            cid = box.last_id
-        elif box is not None and box.id and "waiting" not in box.state:
-            cid = box.id
-        else:
-            reason = (
-                box.state.get("waiting", {}).get("reason", "ContainerCreating")
-                if box
-                else "ContainerCreating"
-            )
-            text = {
-                "ErrImagePull": "image can't be pulled",
-                "ImagePullBackOff": "trying and failing to pull image",
-            }.get(reason, reason)
-            raise ApiError(
-                400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: {text}'
-            )
-        return docker_logs(self.client, cid, tail, timestamps)
+            return box.last_id
+        if box is not None and "waiting" in box.state and box.last_id:
+            return box.last_id
+        if box is not None and box.id and "waiting" not in box.state:
+            return box.id
+        reason = (
+            box.state.get("waiting", {}).get("reason", "ContainerCreating") if box else "ContainerCreating"
+        )
+        text = {
+            "ErrImagePull": "image can't be pulled",
+            "ImagePullBackOff": "trying and failing to pull image",
+        }.get(reason, reason)
+        raise ApiError(
+            400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: {text}'
+        )
 
 
-def docker_logs(client: Any, cid: str, tail: int | None, timestamps: bool) -> bytes:
+def docker_logs(
+    client: Any, cid: str, tail: int | None, timestamps: bool, since: float | None = None
+) -> bytes:
     """stdout and stderr merged by docker's timestamps (its own merge loses the order). Docker stamps a line
     when it reads it from the pipe, so lines written within ~1 ms of each other on the two streams may
-    still come out swapped."""
+    still come out swapped. ``since``: only lines logged from then on (seconds since the epoch)."""
     lines: list[tuple[bytes, int, bytes]] = []
+    extra = {} if since is None else {"since": max(since, 0.001)}
     for order, (out, err) in enumerate(((True, False), (False, True))):
-        raw = client.api.logs(cid, stdout=out, stderr=err, timestamps=True, tail="all")
+        raw = client.api.logs(cid, stdout=out, stderr=err, timestamps=True, tail="all", **extra)
         for line in raw.splitlines(keepends=True):
             ts, _, text = line.partition(b" ")
             lines.append((ts, order, text))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
+import select
 import socket
 import sys
 import threading
@@ -392,9 +394,63 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     # ------------------------------------------------------------------------------------------ log, proxy
+    def follow_log(self, stream: Any) -> None:
+        """Stream a followed log as a kubelet does: chunked ``text/plain``, each chunk as docker gives it,
+        until the container ends (then the last chunk), the client goes, or the server stops."""
+        chunks: queue.Queue[bytes | None] = queue.Queue()
+
+        def read() -> None:
+            try:
+                for chunk in stream:
+                    chunks.put(chunk)
+            except Exception:  # the stream was closed under us: its end
+                pass
+            finally:
+                chunks.put(None)
+
+        reader = threading.Thread(target=read, name="kubefake-log-follow", daemon=True)
+        reader.start()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            while not self.server.cluster.store.closed:
+                try:
+                    chunk = chunks.get(timeout=0.2)
+                except queue.Empty:
+                    if self.client_gone():
+                        break
+                    continue
+                if chunk is None:
+                    self.wfile.write(b"0\r\n\r\n")
+                    break
+                if chunk:
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.flush()
+        except OSError:  # the client went while we wrote
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()
+            reader.join(5)
+        self.close_connection = True
+
+    def client_gone(self) -> bool:
+        """Whether the client closed its end (a log follower stopped reading)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def subresource_io(self, method: str, route: Route, query: dict[str, str]) -> None:
         cluster = self.server.cluster
         if route.sub == "log":
+            if query.get("follow") in ("true", "1") and query.get("previous") not in ("true", "1"):
+                self.follow_log(cluster.pod_log_stream(route.namespace, route.name, query))
+                return
             text = cluster.pod_log(route.namespace, route.name, query)
             self.send_text(200, text)
             return
