@@ -19,6 +19,7 @@ RESTORED = "restored"  # a rollback that brought a release back, healthy
 FAILED = "failed"  # something failed and the unit may be in any state
 MIGRATED = "migrated"  # `invoke migrate` on its own moved the database of the release that serves
 IN_PROGRESS = "in_progress"  # a run started changing the unit; its outcome follows (or it was killed)
+PRUNED = "pruned"  # `invoke prune` removed this version's images and release files from the unit
 
 BASE = "base"  # the revision of a database with no migration applied
 
