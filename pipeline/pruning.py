@@ -32,7 +32,7 @@ from pipeline.targets import composeprune as cp
 if TYPE_CHECKING:
     from pipeline.engine.run import Engine
     from pipeline.operate import Say
-    from pipeline.targets.compose import ComposeTarget
+    from pipeline.targets.compose import ComposeTarget, Host
 
 
 @dataclass
@@ -156,28 +156,19 @@ def _survey(engine: Engine, states: Sequence[UnitState], count: int) -> list[Hos
 
 
 def _remove(engine: Engine, host: HostPrune) -> None:
-    """Remove each version's images, then its folder; a failure stops this host (never the others)."""
+    """Remove each version's images, then its folder; a failure stops this host (never the others).
+
+    A signal stops between versions, never within one, so a version is either kept whole or
+    journaled as pruned; the host's deadline holds throughout.
+    """
     target = _target(engine)
     remote = target.hosts[host.unit]
     call = Call("prune", host.unit, engine.policy.deadlines.prune, engine.cancel)
     try:
         for plan in host.remove:
-            refused = ""
-            for image in plan.images:
-                result = target._attempt(remote, cp.remove_image(image), call)
-                if result.ok or cp.gone(result.stderr):
-                    continue
-                if cp.in_use(result.stderr):
-                    refused = f"docker refused to remove {image}: a container uses it"
-                    break
-                raise StageError("prune", f"docker image rm {image} exited {result.returncode}: "
-                                 f"{result.stderr.strip()[-300:]}", host.unit)  # fmt: skip
-            if refused:
-                host.stayed.append((plan.version, refused))
-                continue
-            if plan.folder:
-                target._run(remote, cp.remove_folder(plan.folder), call, stage="prune")
-            host.removed.append(plan.version)
+            call.check()
+            step = Call("prune", host.unit, call.seconds, call.cancel, shielded=True, started=call.started)
+            _remove_version(target, remote, plan, step, host)
     except Exception as exc:
         host.error = engine._why(exc)
     shielded = Call("read", host.unit, engine.policy.deadlines.read, engine.cancel, shielded=True)
@@ -186,6 +177,32 @@ def _remove(engine: Engine, host: HostPrune) -> None:
         host.after = parse_disk(remote.project.path, result.stdout) if result.ok else []
     except StageError:
         host.after = []  # the space freed is then not known; what was removed is
+
+
+def _remove_version(
+    target: ComposeTarget, remote: Host, plan: VersionPlan, call: Call, host: HostPrune
+) -> None:
+    """One version's images, then its folder; once any part is gone the version counts as removed."""
+    touched = False
+    try:
+        for image in plan.images:
+            result = target._attempt(remote, cp.remove_image(image), call)
+            if result.ok or cp.gone(result.stderr):
+                touched = touched or result.ok
+                continue
+            if cp.in_use(result.stderr) and not touched:
+                host.stayed.append((plan.version, f"docker refused to remove {image}: a container uses it"))
+                return
+            words = " / ".join(result.stderr.strip().splitlines()[-2:])
+            raise StageError(
+                "prune", f"docker image rm {image} exited {result.returncode}: {words}", host.unit
+            )
+        if plan.folder:
+            touched = True  # `rm -rf` stopped midway leaves a folder no rollback can use
+            target._run(remote, cp.remove_folder(plan.folder), call, stage="prune")
+    finally:
+        if touched:
+            host.removed.append(plan.version)
 
 
 def _journal(engine: Engine, hosts: Sequence[HostPrune]) -> None:
