@@ -8,6 +8,7 @@ still works while a rollback to what was pruned is refused before anything chang
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -124,7 +125,9 @@ def test_prune_of_built_images_keeps_shared_images_and_refuses_a_held_lock(proje
 
 def test_status_shows_each_hosts_disk_and_warns_past_the_threshold(project: Project) -> None:
     assert project.invoke("deploy", "--env", "sandbox").code == 0
+    started = time.monotonic()
     plain = project.invoke("status", "--env", "sandbox")
+    print(f"status took {time.monotonic() - started:.2f} s")
     assert plain.code == 0, plain.text
     assert plain.out.count("  disk: /") == 3 and "WARNING" not in plain.out
 
