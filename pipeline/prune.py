@@ -49,7 +49,8 @@ def kept_versions(journals: Mapping[str, Sequence[Entry]], keep: int) -> dict[st
     """Every version that must stay on every host, with why (the first reason found).
 
     Hosts that have served nothing yet (a host just added) are left out of "healthy everywhere",
-    so that they never make every rollback target look prunable.
+    so that they never make every rollback target look prunable; a version already pruned from some
+    host is no rollback target, so it does not count among the ``keep``.
     """
     reasons: dict[str, str] = {}
     serving: dict[str, list[str]] = {}
@@ -61,7 +62,8 @@ def kept_versions(journals: Mapping[str, Sequence[Entry]], keep: int) -> dict[st
         where = "every host" if len(units) == len(journals) else ", ".join(units)
         reasons[version] = f"serving on {where}"
     served = [entries for entries in journals.values() if last_serving(entries) is not None]
-    targets = [v for v in healthy_everywhere_order(served) if v not in serving][:keep]
+    gone = {v for entries in journals.values() for v in pruned_versions(entries)}  # no rollback goes there
+    targets = [v for v in healthy_everywhere_order(served) if v not in serving and v not in gone][:keep]
     for number, version in enumerate(targets, 1):
         reasons[version] = f"rollback target {number} of {keep} (healthy on every host)"
     for unit, entries in journals.items():

@@ -130,6 +130,14 @@ def test_a_pruned_release_is_known_until_it_is_deployed_again() -> None:
     assert pruned_versions([*journal, entry("1.0.0", ROLLED_BACK)]).keys() == {"1.0.0"}
 
 
+def test_a_release_already_pruned_does_not_count_among_the_kept() -> None:
+    journal = [*deployed("1.0.0", "1.1.0", "1.2.0", "1.3.0"), pruned("1.2.0")]
+    assert set(kept_versions({"h1": journal, "h2": deployed("1.0.0", "1.1.0", "1.2.0", "1.3.0")}, 1)) == {
+        "1.3.0",
+        "1.1.0",
+    }
+
+
 def test_a_prune_line_never_counts_as_serving() -> None:
     assert not pruned("1.0.0").serving
 
