@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeline.config import PipelineConfig
-from pipeline.disk import DiskUsage, disk_usage, free_kib, human_bytes, parse_disk
+from pipeline.disk import DiskUsage, disk_usage, distinct, free_kib, human_bytes, parse_disk
 from pipeline.engine.cancel import Call
 from pipeline.engine.values import Release, UnitState
 from pipeline.errors import ExitCode, StageError
@@ -228,7 +228,7 @@ def _line(engine: Engine, unit: str, version: str, reason: str) -> Entry:
 
 
 def _disk_words(usages: Sequence[DiskUsage]) -> str:
-    return ", ".join(f"{u.mounted_on} {u.used_percent}% used" for u in usages) or "unknown"
+    return ", ".join(f"{u.mounted_on} {u.used_percent}% used" for u in distinct(usages)) or "unknown"
 
 
 def _plan_lines(host: HostPrune) -> list[str]:

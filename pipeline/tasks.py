@@ -281,7 +281,7 @@ def deploy(
 
 @task(positional=[], help={"env": "The environment.", "json": "Print JSON instead of text."})
 def status(c: Context, env: str, json: bool = False) -> None:
-    """What each host serves, its last deploy, and who holds the lock."""
+    """What each host serves, its last deploy, who holds the lock, and its disk usage."""
     with _reported_errors():
         _required("status", env=env)
         from pipeline import operate
