@@ -350,9 +350,9 @@ def rollback(
     ):
         states = engine.read()
         journals = {s.name: s.journal for s in states}
-        refuse_pruned(journals, {s.name: wanted for s in states})  # before it says what it would do
+        refuse_pruned(journals, {s.name: wanted for s in states}, name)  # before it says what it would do
         run, reason = prepare_rollback(engine, states, wanted)
-        refuse_pruned(journals, {u: e.version if e else None for u, e in run.previous.items()})
+        refuse_pruned(journals, {u: e.version if e else None for u, e in run.previous.items()}, name)
         report = redactor.redact_data(engine.rollback(run, reason))
         say(report.render_text())
     if report.debug_log:

@@ -128,7 +128,9 @@ def check_keep(value: int | str | None, default: int) -> int:
     return int(text)
 
 
-def refuse_pruned(journals: Mapping[str, Sequence[Entry]], targets: Mapping[str, str | None]) -> None:
+def refuse_pruned(
+    journals: Mapping[str, Sequence[Entry]], targets: Mapping[str, str | None], env: str = "NAME"
+) -> None:
     """Exit 2 when a rollback would go back to a version prune removed from one of its units."""
     from pipeline.errors import InputError
 
@@ -137,6 +139,6 @@ def refuse_pruned(journals: Mapping[str, Sequence[Entry]], targets: Mapping[str,
         if line is not None:
             raise InputError(
                 f"{unit}: {version} was pruned ({line.at} by {line.who}): its images and release files "
-                f"are gone, so it cannot be rolled back to; deploy it again with `invoke deploy "
+                f"are gone, so it cannot be rolled back to; deploy it again with `invoke deploy --env {env} "
                 f"--version {version}`; nothing was changed"
             )

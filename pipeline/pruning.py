@@ -257,6 +257,7 @@ def _helm(env: HelmEnvironment, name: str, say: Say) -> ExitCode:
     say(
         f"prune {name}: nothing to prune on a Helm release: helm keeps at most history_max="
         f"{env.history_max} revisions of {env.release} (pipeline.environments.{name}.history_max), "
-        "and images on the nodes are the kubelet's to collect"
+        "a failed migration Job kept for inspection deletes itself a day after it ended, and images "
+        "on the nodes are the kubelet's to collect"
     )
     return ExitCode.OK

@@ -147,8 +147,9 @@ def test_a_rollback_to_a_pruned_release_is_refused_with_exit_2() -> None:
     refuse_pruned(journals, {"h1": "1.1.0"})
     refuse_pruned(journals, {"h1": None})
     with pytest.raises(InputError) as caught:
-        refuse_pruned(journals, {"h1": "1.0.0"})
+        refuse_pruned(journals, {"h1": "1.0.0"}, "prod")
     assert caught.value.exit_code == 2
+    assert "`invoke deploy --env prod --version 1.0.0`" in str(caught.value)
     assert "h1: 1.0.0 was pruned (2026-12-01T00:00:00Z by ci)" in str(caught.value)
     assert "nothing was changed" in str(caught.value)
 
