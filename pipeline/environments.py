@@ -108,7 +108,20 @@ class DeadlinesConfig(Section, frozen=True):
     evidence: float = 30.0
     restore: float = 600.0
     record: float = 30.0
+    prune: float = 600.0  # removing old images and release files on a host (`invoke prune`)
     cancel_grace: float = 2.0  # how long a signal lets the step in flight run on
+
+
+class PruneConfig(Section, frozen=True):
+    """What ``invoke prune`` keeps besides the serving release: the last ``keep`` healthy everywhere."""
+
+    keep: int = 3
+
+
+class DiskConfig(Section, frozen=True):
+    """When ``invoke status`` warns about a host's disk: at or past ``warn_percent`` used."""
+
+    warn_percent: float = 85.0
 
 
 class ComposeEnvironment(Section, frozen=True, tag_field="target", tag="compose"):
@@ -132,6 +145,8 @@ class ComposeEnvironment(Section, frozen=True, tag_field="target", tag="compose"
     deadlines: DeadlinesConfig = DeadlinesConfig()
     state_dir: str = ""  # journal, lock and release files; default: beside path, outside its build context
     env_file: str = ".env"  # what `invoke setenv` changes, relative to path (compose reads path/.env)
+    prune: PruneConfig = PruneConfig()
+    disk: DiskConfig = DiskConfig()
 
     def host_list(self) -> tuple[HostConfig, ...]:
         """Every host as a HostConfig with its app path filled in."""
@@ -191,6 +206,10 @@ def environment_problems(name: str, env: ComposeEnvironment) -> list[str]:
     if env.state_dir and (not _PATH.match(env.state_dir) or _inside(env.state_dir, env.path)):
         problems.append(f"{at}.state_dir: {env.state_dir!r} must be an absolute path outside path")
     problems.extend(_fleet_problems(at, env))
+    if not 1 <= env.prune.keep <= 1000:
+        problems.append(f"{at}.prune.keep: {env.prune.keep} must be between 1 and 1000")
+    if not 1 <= env.disk.warn_percent <= 100:
+        problems.append(f"{at}.disk.warn_percent: {env.disk.warn_percent:g} must be between 1 and 100")
     if env.migrate is not None:
         problems.extend(_migrate_problems(f"{at}.migrate", env.migrate, len(env.hosts)))
     for i, check in enumerate(env.health):

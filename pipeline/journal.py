@@ -23,6 +23,7 @@ IN_PROGRESS = "in_progress"  # a run started changing the unit; its outcome foll
 # back (REVERTED); FAILED when putting it back failed. None of them counts as serving a release.
 APPLIED = "applied"
 REVERTED = "reverted"
+PRUNED = "pruned"  # `invoke prune` removed this version's images and release files from the unit
 
 BASE = "base"  # the revision of a database with no migration applied
 

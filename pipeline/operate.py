@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from pipeline import disk
 from pipeline.config import PipelineConfig
 from pipeline.engine.values import Release, UnitState
 from pipeline.errors import ExitCode, InputError, PipelineError
@@ -153,6 +154,7 @@ def render_status(name: str, states: Sequence[UnitState]) -> list[str]:
                     f"`invoke rollback --env {name}` finishes its rollback"
                 )
         lines += damaged_lines(state)
+        lines += disk.status_lines(state.facts, name)
     return lines
 
 
@@ -203,7 +205,12 @@ def status_data(name: str, states: Sequence[UnitState], now: float | None = None
                 "journal_unreadable": state.damaged or None,
                 "journal_cut": state.cut,
                 "damaged": _damaged_data(state),
-                **({"helm": state.facts.get("helm"), "pods": state.facts.get("pods")} if state.facts else {}),
+                **(
+                    {"helm": state.facts.get("helm"), "pods": state.facts.get("pods")}
+                    if "helm" in state.facts
+                    else {}
+                ),
+                **disk.status_data(state.facts),
             }
         )
     return {"environment": name, "hosts": hosts}
@@ -212,12 +219,21 @@ def status_data(name: str, states: Sequence[UnitState], now: float | None = None
 def status(
     config: PipelineConfig, name: str, executor: Executor, say: Say, as_json: bool = False
 ) -> ExitCode:
-    """What each unit serves, its last journal entry, who holds the lock and for how long."""
+    """What each unit serves, its last journal entry, who holds the lock and for how long; a compose
+    host's disk usage too (one more round trip, over the same connection)."""
+    from pipeline.environments import ComposeEnvironment
+    from pipeline.targets.compose import ComposeTarget
+
     with (
         redacting(config, name, say) as (say, redactor),
         engine_of(config, name, executor, None, say, redactor) as engine,
     ):
         states = engine.read(strict=False)
+        env = config.environment(name)
+        if isinstance(env, ComposeEnvironment):
+            target = engine.target
+            assert isinstance(target, ComposeTarget)
+            disk.read_disks(target, states, env.deadlines.read, env.disk.warn_percent)
         if as_json:
             say(json.dumps(status_data(name, states), indent=2))
         else:
@@ -374,6 +390,7 @@ def rollback(
 ) -> ExitCode:
     """Finish an interrupted run, or go back to the last release healthy on every unit (or ``to``)."""
     from pipeline.engine.recovery import prepare_rollback
+    from pipeline.prune import refuse_pruned
 
     prefix = config.checklist.tag_prefix
     wanted = to[len(prefix) :] if to and prefix and to.startswith(prefix) else to
@@ -381,7 +398,10 @@ def rollback(
 
     with running(config, name, executor, http, say, "rollback") as (engine, out, redactor):
         states = engine.read()
+        journals = {s.name: s.journal for s in states}
+        refuse_pruned(journals, {s.name: wanted for s in states}, name)  # before it says what it would do
         run, reason = prepare_rollback(engine, states, wanted)
+        refuse_pruned(journals, {u: e.version if e else None for u, e in run.previous.items()}, name)
         report = redactor.redact_data(engine.rollback(run, reason))
         out.end_group()
         out.say(report.render_text())

@@ -289,7 +289,7 @@ def deploy(
 
 @task(positional=[], help={"env": "The environment.", "json": "Print JSON instead of text."})
 def status(c: Context, env: str, json: bool = False) -> None:
-    """What each host serves, its last deploy, and who holds the lock."""
+    """What each host serves, its last deploy, who holds the lock, and its disk usage."""
     with _reported_errors():
         _required("status", env=env)
         from pipeline import operate
@@ -400,6 +400,26 @@ def rollback(c: Context, env: str, to: str | None = None) -> None:
 
 @task(
     positional=[],
+    help={
+        "env": "The environment.",
+        "keep": "Releases healthy on every host kept besides the serving one (default: prune.keep).",
+        "dry-run": "List what would be removed and what stays and why; remove nothing.",
+    },
+)
+def prune(c: Context, env: str, keep: str | None = None, dry_run: bool = False) -> None:
+    """Remove old images and release files from the hosts, never what a rollback may need."""
+    with _reported_errors():
+        _required("prune", env=env)
+        from pipeline import pruning
+
+        say = lambda line: print(printable(line), flush=True)  # noqa: E731 - host text is escaped
+        code = pruning.prune(_config(c), env, _seams()[0], say, keep, dry_run)
+        if code:
+            raise Exit(code=int(code))
+
+
+@task(
+    positional=[],
     help={"env": "The environment.", "message": "The text to send (default: what each host serves)."},
 )
 def notify(c: Context, env: str, message: str | None = None) -> None:
@@ -462,4 +482,5 @@ ns = Collection(
     unlock,
     setenv,
     logs,
+    prune,
 )

@@ -21,7 +21,7 @@ from pipeline.engine.timeline import Timer
 from pipeline.engine.values import LockInfo, Release, UnitState
 from pipeline.errors import Cancelled, InputError, LockHeld, PipelineError, StageError
 from pipeline.health import HealthResult
-from pipeline.journal import HEALTHY, Entry
+from pipeline.journal import HEALTHY, PRUNED, Entry
 from pipeline.runreport import Evidence, RunReport, StageResult
 
 __all__ = ["Context", "Engine", "Run"]
@@ -222,7 +222,7 @@ class Engine(RollingBack):
         """Re-running a deploy of what every unit already serves healthy is a no-op."""
         release = run.release
         for state in run.states.values():
-            last = state.journal[-1] if state.journal else None
+            last = next((e for e in reversed(state.journal) if e.result != PRUNED), None)
             serving = state.serving
             if serving is None or serving != last or serving.version != release.version:
                 return False
