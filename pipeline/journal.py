@@ -13,12 +13,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from pipeline.backups import NAME
+
 HEALTHY = "healthy"  # a deploy whose checks passed
 ROLLED_BACK = "rolled_back"  # a deploy that failed; the previous release was restored
 RESTORED = "restored"  # a rollback that brought a release back, healthy
 FAILED = "failed"  # something failed and the unit may be in any state
 MIGRATED = "migrated"  # `invoke migrate` on its own moved the database of the release that serves
 IN_PROGRESS = "in_progress"  # a run started changing the unit; its outcome follows (or it was killed)
+BACKED_UP = "backed_up"  # `invoke backup` kept a dump of the unit's database (never "serving")
+DB_RESTORED = "db_restored"  # `invoke restore` loaded a dump into the unit's database (never "serving")
 
 BASE = "base"  # the revision of a database with no migration applied
 
@@ -47,6 +51,7 @@ class Entry:
     touched: bool = True
     phase: str = ""  # for in_progress records: deploying | migrating | rolling back
     revision: str = ""  # the target's own number for what serves (a Helm revision); empty for compose
+    backup: str = ""  # the database backup this run took before migrating (or `invoke backup` took)
 
     @property
     def serving(self) -> bool:
@@ -59,8 +64,11 @@ class Entry:
         return self.db_end if self.db_end is not None else self.db_after
 
     def line(self) -> str:
-        """The entry as one JSON line."""
-        return json.dumps(asdict(self), sort_keys=True) + "\n"
+        """The entry as one JSON line (without a backup when it names none, as before there were any)."""
+        data = asdict(self)
+        if not self.backup:
+            del data["backup"]
+        return json.dumps(data, sort_keys=True) + "\n"
 
 
 _FIELDS = {f.name: f for f in fields(Entry)}
@@ -77,6 +85,7 @@ _SHAPES = {
     "db_after": _REVISION,
     "db_end": _REVISION,
     "revision": (re.compile(r"[0-9]{0,10}"), "Helm revision number"),
+    "backup": (re.compile(rf"(?:{NAME.pattern})?"), "backup name"),
 }
 MAX_FIELD = 4096  # characters in any text field of a record
 
@@ -134,6 +143,7 @@ def _entry(data: Mapping[str, Any]) -> Entry | str:
         return f"no {', '.join(missing)}"
     values: dict[str, Any] = {f: None for f in _OPTIONAL}
     values.update(reason="", who="", at="", run_url="", host="", run="", touched=True, phase="", revision="")
+    values.update(backup="")
     for key, value in data.items():
         if key not in _FIELDS:
             continue

@@ -375,6 +375,36 @@ def notify(c: Context, env: str, message: str | None = None) -> None:
             raise Exit(code=int(code))
 
 
-ns = Collection(
-    preflight, release, lint, test, deploy, migrate, health, notify, rollback, status, history, unlock
+@task(positional=[], help={"env": "The environment.", "list": "List the backups kept on each database host."})
+def backup(c: Context, env: str, list_: bool = False) -> None:
+    """Back up the environment's databases now, under the deploy lock (or --list the backups kept)."""
+    with _reported_errors():
+        _required("backup", env=env)
+        from pipeline import backupops
+
+        code = backupops.backup(_config(c), env, _seams()[0], print, list_only=list_)
+        if code:
+            raise Exit(code=int(code))
+
+
+@task(
+    positional=[],
+    help={
+        "env": "The environment.",
+        "from": "The backup to load, e.g. 20261201T041500Z-2.0.0-0003.sql.gz (see backup --list).",
+        "dry-run": "Print the commands, and touch nothing.",
+    },
 )
+def restore(c: Context, env: str, from_: str | None = None, dry_run: bool = False) -> None:
+    """Load a database backup (--from NAME) under the deploy lock; exit 4 when the restore fails."""
+    with _reported_errors():
+        _required("restore", env=env, **{"from": from_})
+        from pipeline import backupops
+
+        backupops.restore(_config(c), env, _seams()[0], print, from_, dry_run)
+
+
+ns = Collection(
+    preflight, release, lint, test, deploy, migrate, health, notify, rollback, status, history, unlock,
+    backup, restore,
+)  # fmt: skip

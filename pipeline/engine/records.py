@@ -21,6 +21,7 @@ class DatabaseRecord:
     after: str | None = None
     end: str | None = None
     started: bool = False  # a migration began: the rollback must look at it
+    backup: str = ""  # the backup taken before the migration, if one was
 
     def to_data(self) -> dict[str, str | None]:
         """For the report."""
@@ -52,6 +53,7 @@ def progress(
         previous_version=previous.version if previous else None,
         db_before=db.before if db else None, db_after=None, result=IN_PROGRESS, reason="",
         who=stamp.who, at=stamp.at, run_url=stamp.run_url, host=unit, run=stamp.run, phase=phase,
+        backup=db.backup if db else "",
     )  # fmt: skip
 
 
@@ -71,7 +73,7 @@ def outcome(
         event=event, version=release.version, commit=release.commit, previous_version=previous_version,
         db_before=db.before if db else None, db_after=db.after if db else None,
         db_end=db.end if db else None, result=result, reason=reason, who=stamp.who, at=stamp.at,
-        run_url=stamp.run_url, host=unit, run=stamp.run, touched=touched,
+        run_url=stamp.run_url, host=unit, run=stamp.run, touched=touched, backup=db.backup if db else "",
     )  # fmt: skip
 
 

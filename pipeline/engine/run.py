@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from pipeline.engine import fleet
+from pipeline.engine.backup import BackingUp
 from pipeline.engine.cancel import signals_to
 from pipeline.engine.core import Context, Run
 from pipeline.engine.records import DatabaseRecord, outcome, progress, rollback_lines
@@ -26,7 +27,7 @@ from pipeline.runreport import Evidence, RunReport, StageResult
 __all__ = ["Context", "Engine", "Run"]
 
 
-class Engine(RollingBack):
+class Engine(RollingBack, BackingUp):
     """Runs deploys, rollbacks and migrations of one environment against its target."""
 
     # -- reading ------------------------------------------------------------------------------
@@ -221,7 +222,9 @@ class Engine(RollingBack):
         """Re-running a deploy of what every unit already serves healthy is a no-op."""
         release = run.release
         for state in run.states.values():
-            last = state.journal[-1] if state.journal else None
+            last = next(
+                (e for e in reversed(state.journal) if e.event != "backup"), None
+            )  # a backup changes nothing
             serving = state.serving
             if serving is None or serving != last or serving.version != release.version:
                 return False
@@ -293,6 +296,7 @@ class Engine(RollingBack):
         db = run.databases[unit]
         call = self.call("migrate", unit, run=run)
         db.before = self.target.revision(unit, run.release, call)
+        head = self._backup_first(run, unit, call)
         sharing = list(run.states) if self.policy.database == "shared" else [unit]
         for each in sharing:
             entry = progress(
@@ -303,7 +307,7 @@ class Engine(RollingBack):
         call.changing()
         self.target.migrate(unit, run.release, call)
         db.after = db.end = self.target.revision(unit, run.release, call)
-        head = self.target.head(unit, run.release, call)
+        head = head or self.target.head(unit, run.release, call)
         self._sync_databases(run)
         if db.after != head:
             raise StageError(
