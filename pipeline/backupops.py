@@ -13,7 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipeline.backups import NO_REVISION, BackupFile, RestoreFailed, backup_name, check_name, human_size
+from pipeline.backups import (
+    NO_REVISION,
+    UNKNOWN,
+    BackupFile,
+    RestoreFailed,
+    backup_name,
+    check_name,
+    human_size,
+)
 from pipeline.config import PipelineConfig
 from pipeline.engine.values import Release, UnitState
 from pipeline.errors import Cancelled, ExitCode, InputError, PipelineError
@@ -52,21 +60,32 @@ def _units(engine: Engine, name: str) -> list[str]:
     return units
 
 
-def _revision(engine: Engine, unit: str, release: Release, seconds_from: str = "backup") -> str:
-    """The database revision, when the environment's migrations can read it."""
+def _revision(engine: Engine, unit: str, release: Release, say: Say) -> str:
+    """The database revision, when the environment's migrations can read it; ``unknown`` when the
+    release's code cannot (a newer revision than its scripts know, after a failed rollback)."""
     if unit not in engine.target.databases():
         return NO_REVISION
-    return engine.target.revision(unit, release, engine.call(seconds_from, unit, shielded=True))
+    try:
+        return engine.target.revision(unit, release, engine.call("backup", unit, shielded=True))
+    except PipelineError as exc:
+        say(f"warning: the database revision on {unit} cannot be read with {release.version}'s code: {exc}")
+        return UNKNOWN
 
 
 def _line(engine: Engine, done: Done, release: Release, event: str, ok: str, reason: str) -> Entry:
     ctx = engine.context
     return Entry(
         event=event, version=release.version, commit=release.commit, previous_version=None,
-        db_before=done.before, db_after=done.after, result=ok if done.error is None else FAILED,
-        reason=reason, who=ctx.who, at=ctx.now(), run_url=ctx.run_url, host=done.unit, run=ctx.run_id,
+        db_before=_known(done.before), db_after=_known(done.after),
+        result=ok if done.error is None else FAILED, reason=reason, who=ctx.who, at=ctx.now(),
+        run_url=ctx.run_url, host=done.unit, run=ctx.run_id,
         touched=event == "restore", backup=done.name,
     )  # fmt: skip
+
+
+def _known(revision: str | None) -> str | None:
+    """A revision for the journal: never a stand-in for one that was not read."""
+    return None if revision in (UNKNOWN, NO_REVISION) else revision
 
 
 def _locked(engine: Engine, states: Sequence[UnitState], event: str, body: Callable[[Run], None]) -> None:
@@ -138,7 +157,7 @@ def _backup_one(engine: Engine, states: Sequence[UnitState], unit: str, say: Say
     release = _release_of(states, unit)
     done = Done(unit, "")
     try:
-        done.before = _revision(engine, unit, release)
+        done.before = _revision(engine, unit, release, say)
         done.name = backup_name(engine.context.now(), release.version, done.before)
         say(f"-> backup [{unit}] {done.name}")
         made: BackupFile = engine.target.backup(unit, done.name, release.version, engine.call("backup", unit))
@@ -207,7 +226,7 @@ def restore(
                 "; ".join(
                     f"the restore of {wanted} on {d.unit} failed: {_why(d.error)}; the database may be "
                     f"partly restored (a restore command in one transaction leaves it as it was): it is at "
-                    f"{d.after or 'an unknown revision'} now. A human is needed now"
+                    f"{d.after} now. A human is needed now"
                     for d in failed
                 )
             )
@@ -220,18 +239,14 @@ def restore(
 def _restore_one(engine: Engine, states: Sequence[UnitState], unit: str, wanted: str, say: Say) -> Done:
     release = _release_of(states, unit)
     done = Done(unit, wanted)
+    done.before = _revision(engine, unit, release, say)
+    say(f"-> restore [{unit}] {wanted} (the database is at {done.before})")
     try:
-        done.before = _revision(engine, unit, release)
-        say(f"-> restore [{unit}] {wanted} (the database is at {done.before})")
-        engine.target.restore_backup(
-            unit, wanted, release.version, engine.call("backup", unit, shielded=True)
-        )
+        call = engine.call("backup", unit, shielded=True)
+        engine.target.restore_backup(unit, wanted, release.version, call)
     except Exception as exc:
         done.error = exc
-    try:
-        done.after = _revision(engine, unit, release)
-    except Exception as exc:  # the restore's own result is what matters; the revision is best effort
-        say(f"warning: the revision on {unit} could not be read after the restore: {_why(exc)}")
+    done.after = _revision(engine, unit, release, say)
     if done.error is None:
         say(f"ok  {unit}: {wanted} restored, the database is at {done.after}")
     reason = f"restored {wanted}" if done.error is None else _why(done.error)
@@ -255,12 +270,7 @@ def _next_steps(name: str, states: Sequence[UnitState], done: Done) -> list[str]
             f"next: nothing is recorded as serving; deploy the release that matches revision {done.after}"
         ]
     ran_with = serving.db_final
-    if (
-        ran_with is not None
-        and done.after is not None
-        and ran_with != done.after
-        and done.after != NO_REVISION
-    ):
+    if ran_with is not None and done.after not in (None, NO_REVISION, UNKNOWN) and ran_with != done.after:
         return [
             f"next: {serving.version} serves and ran with revision {ran_with}, but the database is now at "
             f"{done.after}: the code may not match the schema; `invoke rollback --env {name} --to VERSION` "

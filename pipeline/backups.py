@@ -18,6 +18,7 @@ from pipeline.errors import ExitCode, InputError, PipelineError
 DEFAULT_COMMAND = 'pg_dump --no-owner --clean --if-exists "$DATABASE_URL"'
 DEFAULT_RESTORE = 'psql --quiet -v ON_ERROR_STOP=1 --single-transaction "$DATABASE_URL"'
 NO_REVISION = "none"  # the revision part of a name when no migrations are configured to read one
+UNKNOWN = "unknown"  # ... and when the code that serves cannot read it
 
 _STAMP = r"[0-9]{8}T[0-9]{6}Z"
 _VERSION = r"[0-9A-Za-z][0-9A-Za-z._+-]{0,127}"

@@ -382,7 +382,8 @@ def backup(c: Context, env: str, list_: bool = False) -> None:
         _required("backup", env=env)
         from pipeline import backupops
 
-        code = backupops.backup(_config(c), env, _seams()[0], print, list_only=list_)
+        say = lambda line: print(line, flush=True)  # noqa: E731 - printable already (operate.redacting)
+        code = backupops.backup(_config(c), env, _seams()[0], say, list_only=list_)
         if code:
             raise Exit(code=int(code))
 
@@ -401,7 +402,8 @@ def restore(c: Context, env: str, from_: str | None = None, dry_run: bool = Fals
         _required("restore", env=env, **{"from": from_})
         from pipeline import backupops
 
-        backupops.restore(_config(c), env, _seams()[0], print, from_, dry_run)
+        say = lambda line: print(line, flush=True)  # noqa: E731 - printable already (operate.redacting)
+        backupops.restore(_config(c), env, _seams()[0], say, from_, dry_run)
 
 
 ns = Collection(
