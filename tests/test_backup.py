@@ -271,3 +271,12 @@ def test_a_rollback_after_a_failed_one_without_a_restore_tries_the_downgrade_aga
     report = rollback(target)
     assert report.exit_code == ExitCode.ROLLBACK_FAILED
     assert f"invoke restore --env prod --from {NAME}" in report.summary()
+
+
+def test_a_migration_on_its_own_is_preceded_by_a_backup_too() -> None:
+    target = FakeTarget(UNITS, keep=7, heads={"1.0.0": "0004"})
+    engine = make(target)
+    report = engine.migrate(Release("1.0.0", "commit-1.0.0"), engine.read())
+    assert report.exit_code == ExitCode.OK
+    assert target.kept["web1"] == {"20261201T041500Z-1.0.0-0003.sql.gz": "0003"}
+    assert target.state["web1"].journal[-1].backup == "20261201T041500Z-1.0.0-0003.sql.gz"

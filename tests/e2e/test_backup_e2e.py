@@ -126,6 +126,21 @@ def test_backups_on_their_own_keep_the_newest_refuse_bad_names_and_wait_for_no_l
     assert f"gzip -dc {state_dir(project.hosts[0])}/backups/{taken[-1]} | sh -c" in plan.out
     assert project.journal(project.hosts[0])[-1] == line  # a dry run writes nothing
 
+    folder = state_dir(project.hosts[0]) / "backups"
+    data = (folder / taken[-2]).read_bytes()
+    (folder / taken[-2]).write_bytes(data[: len(data) // 2])
+    damaged = project.invoke("restore", "--env", "sandbox", "--from", taken[-2])
+    assert damaged.code == 2 and "is damaged (gzip -t failed); nothing was loaded" in damaged.err
+    project.configure(
+        backup={"keep": 2, "restore": "cat >/dev/null; echo 'ERROR: out of memory' >&2; exit 3"}
+    )
+    broken = project.invoke("restore", "--env", "sandbox", "--from", taken[-1])
+    assert broken.code == 4, broken.text
+    assert "ERROR: out of memory" in broken.err and "it is at 0003 now. A human is needed now" in broken.err
+    line = project.journal(project.hosts[0])[-1]
+    assert (line["event"], line["result"], line["backup"]) == ("restore", "failed", taken[-1])
+    assert not (state_dir(project.hosts[0]) / "lock").exists()
+
     lock = state_dir(project.hosts[2]) / "lock"
     lock.write_text(
         json.dumps({"who": "alice", "at": "2026-11-21T10:00:00Z", "version": "1.0.0", "run": "x"})
