@@ -280,3 +280,15 @@ def test_a_migration_on_its_own_is_preceded_by_a_backup_too() -> None:
     assert report.exit_code == ExitCode.OK
     assert target.kept["web1"] == {"20261201T041500Z-1.0.0-0003.sql.gz": "0003"}
     assert target.state["web1"].journal[-1].backup == "20261201T041500Z-1.0.0-0003.sql.gz"
+
+
+def test_a_backup_on_its_own_does_not_make_a_rerun_of_what_serves_a_deploy_again() -> None:
+    target = FakeTarget(UNITS)
+    for unit in UNITS:
+        target.state[unit].journal.append(
+            Entry("backup", "1.0.0", None, None, "0003", None, BACKED_UP, "", "ci", NOW, backup=NAME)
+        )
+    engine = make(target)
+    report = engine.deploy(Release("1.0.0", "commit-1.0.0"), engine.read())
+    assert report.outcome == "noop"
+    assert "deploy" not in operations(target)

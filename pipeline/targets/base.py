@@ -82,7 +82,8 @@ class Target(Protocol):
         ...
 
     def restore_backup(self, unit: str, name: str, version: str, call: Call) -> None:
-        """Load backup ``name`` into the unit's database (checked whole before anything is loaded)."""
+        """Load backup ``name`` into the unit's database; a backup that is missing or damaged (checked
+        whole first) is an InputError, and nothing was loaded."""
         ...
 
     def describe_backup(self, unit: str, operation: str, name: str, version: str) -> list[str]:
