@@ -24,7 +24,7 @@ from pipeline.backups import (
 )
 from pipeline.config import PipelineConfig
 from pipeline.engine.values import Release, UnitState
-from pipeline.errors import Cancelled, ExitCode, InputError, PipelineError
+from pipeline.errors import Cancelled, ExitCode, InputError, PipelineError, StageError
 from pipeline.executor import Executor
 from pipeline.journal import BACKED_UP, DB_RESTORED, FAILED, IN_PROGRESS, Entry
 from pipeline.operate import engine_of, redacting
@@ -140,14 +140,25 @@ def backup(
     failed = [r for r in results if r.error is not None]
     for done in failed:
         say(f"FAILED backup on {done.unit}: {_why(done.error)}")
+    for done in failed:
+        if done.error is not None and not isinstance(done.error, PipelineError):
+            raise done.error  # a bug of ours: its traceback goes to a file, exit 70 (nothing was changed)
     if any(isinstance(r.error, Cancelled) for r in failed):
         reason = str(next(r.error for r in failed if isinstance(r.error, Cancelled)))
         return ExitCode.TERMINATED if "SIGTERM" in reason else ExitCode.INTERRUPTED
     return ExitCode.ROLLED_BACK if failed or len(results) < len(units) else ExitCode.OK
 
 
+def _kept(engine: Engine, unit: str) -> list[BackupFile]:
+    """The backups a unit keeps; a host that cannot list them is an input error (nothing changed)."""
+    try:
+        return engine.target.backups(unit, engine.call("read", unit, shielded=True))
+    except StageError as exc:
+        raise InputError(f"cannot list the backups on {unit}: {exc}; nothing was changed") from None
+
+
 def _list(engine: Engine, unit: str, say: Say) -> None:
-    kept = engine.target.backups(unit, engine.call("read", unit, shielded=True))
+    kept = _kept(engine, unit)
     say(f"{unit}: {len(kept)} backup(s) kept" + (":" if kept else ""))
     for file in reversed(kept):
         say(f"  {file.name}  {human_size(file.size)}  taken {file.at}, database at {file.revision}")
@@ -189,11 +200,7 @@ def restore(
     ):
         units = _units(engine, name)
         states = engine.read()
-        where = [
-            u
-            for u in units
-            if wanted in {b.name for b in engine.target.backups(u, engine.call("read", u, shielded=True))}
-        ]
+        where = [u for u in units if wanted in {b.name for b in _kept(engine, u)}]
         if not where:
             raise InputError(
                 f"--from: no backup {wanted} on {', '.join(units)} "
