@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from pipeline.backups import BackupConfig, backup_problems
+
 
 class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A configuration section: immutable, and unknown keys are errors."""
@@ -107,6 +109,7 @@ class DeadlinesConfig(Section, frozen=True):
     health: float = 600.0
     evidence: float = 30.0
     restore: float = 600.0
+    backup: float = 1800.0  # `invoke backup` and `invoke restore` (in a deploy: the migrate stage's)
     record: float = 30.0
     prune: float = 600.0  # removing old images and release files on a host (`invoke prune`)
     cancel_grace: float = 2.0  # how long a signal lets the step in flight run on
@@ -136,6 +139,7 @@ class ComposeEnvironment(Section, frozen=True, tag_field="target", tag="compose"
     version_variable: str = "APP_VERSION"
     ssh: SshConfig = SshConfig()
     migrate: MigrateConfig | None = None
+    backup: BackupConfig | None = None  # a dump before each migration that changes the schema
     health: tuple[HealthCheckConfig, ...] = ()
     notify: tuple[NotifyConfig, ...] = ()
     preflight: bool = True
@@ -212,6 +216,8 @@ def environment_problems(name: str, env: ComposeEnvironment) -> list[str]:
         problems.append(f"{at}.disk.warn_percent: {env.disk.warn_percent:g} must be between 1 and 100")
     if env.migrate is not None:
         problems.extend(_migrate_problems(f"{at}.migrate", env.migrate, len(env.hosts)))
+    if env.backup is not None:
+        problems.extend(backup_problems(f"{at}.backup", env.backup))
     for i, check in enumerate(env.health):
         problems.extend(_health_problems(f"{at}.health[{i}]", check))
     for i, channel in enumerate(env.notify):

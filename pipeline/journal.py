@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from pipeline.backups import NAME
+
 HEALTHY = "healthy"  # a deploy whose checks passed
 ROLLED_BACK = "rolled_back"  # a deploy that failed; the previous release was restored
 RESTORED = "restored"  # a rollback that brought a release back, healthy
@@ -24,6 +26,11 @@ IN_PROGRESS = "in_progress"  # a run started changing the unit; its outcome foll
 APPLIED = "applied"
 REVERTED = "reverted"
 PRUNED = "pruned"  # `invoke prune` removed this version's images and release files from the unit
+BACKED_UP = "backed_up"  # `invoke backup` kept a dump of the unit's database (never "serving")
+DB_RESTORED = "db_restored"  # `invoke restore` loaded a dump into the unit's database (never "serving")
+# Lines of operations beside a release (prune, setenv, backup): they change nothing a deploy puts in
+# place, so a rerun of what serves stays a no-op after them.
+BESIDE_RELEASE = (PRUNED, APPLIED, REVERTED, BACKED_UP)
 
 BASE = "base"  # the revision of a database with no migration applied
 
@@ -55,6 +62,7 @@ class Entry:
     keys_set: str = ""  # `setenv`: the variables it gave a value, by name, comma-separated (never values)
     keys_unset: str = ""  # `setenv`: the variables it removed, by name
     emergency: str = ""  # the reason of an emergency deploy (``--emergency --reason``); empty otherwise
+    backup: str = ""  # the database backup this run took before migrating (or `invoke backup` took)
 
     @property
     def serving(self) -> bool:
@@ -62,13 +70,21 @@ class Entry:
         return self.result in (HEALTHY, RESTORED)
 
     @property
+    def beside_release(self) -> bool:
+        """Whether this entry is an operation beside a release (prune, setenv, backup), not a deploy."""
+        return self.result in BESIDE_RELEASE or self.event == "backup"
+
+    @property
     def db_final(self) -> str | None:
         """Where this entry left the database: at the end of the run, else after its migration."""
         return self.db_end if self.db_end is not None else self.db_after
 
     def line(self) -> str:
-        """The entry as one JSON line."""
-        return json.dumps(asdict(self), sort_keys=True) + "\n"
+        """The entry as one JSON line (without a backup when it names none, as before there were any)."""
+        data = asdict(self)
+        if not self.backup:
+            del data["backup"]
+        return json.dumps(data, sort_keys=True) + "\n"
 
 
 _FIELDS = {f.name: f for f in fields(Entry)}
@@ -85,6 +101,7 @@ _SHAPES = {
     "db_after": _REVISION,
     "db_end": _REVISION,
     "revision": (re.compile(r"[0-9]{0,10}"), "Helm revision number"),
+    "backup": (re.compile(rf"(?:{NAME.pattern})?"), "backup name"),
 }
 MAX_FIELD = 4096  # characters in any text field of a record
 
@@ -143,6 +160,7 @@ def _entry(data: Mapping[str, Any]) -> Entry | str:
     values: dict[str, Any] = {f: None for f in _OPTIONAL}
     values.update(reason="", who="", at="", run_url="", host="", run="", touched=True, phase="", revision="")
     values.update(keys_set="", keys_unset="", emergency="")
+    values.update(backup="")
     for key, value in data.items():
         if key not in _FIELDS:
             continue

@@ -135,6 +135,7 @@ def check_services(env: Environment, name: str, compose_text: str) -> None:
     services = sorted((data.get("services") or {}) if isinstance(data, dict) else {})
     named = [("migrate.service", env.migrate.service)] if env.migrate else []
     named += [(f"health[{i}].service", c.service) for i, c in enumerate(env.health) if c.service]
+    named += [("backup.service", env.backup.service)] if env.backup and env.backup.service else []
     for key, service in named:
         if service not in services:
             raise ConfigError(

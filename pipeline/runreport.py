@@ -77,6 +77,7 @@ class RunReport:
     db_end: str | None = None
     databases: dict[str, dict[str, str | None]] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)  # each unit's fate
+    backups: dict[str, str] = field(default_factory=dict)  # the backup taken before migrating, by unit
     run: str = ""
     who: str = ""
     debug_log: str = ""
@@ -110,7 +111,21 @@ class RunReport:
             "a human is needed now",
         }
         line = lines.get(self.outcome, f"{self.version}: {self.outcome} {self.reason}")
+        hints = self.restore_commands()
+        if hints and self.outcome == "rollback_failed":
+            line += (
+                f"; the database was backed up before the migration: `{'`, `'.join(hints)}` brings it back"
+            )
         return f"{line} (EMERGENCY: {self.emergency})" if self.emergency else line
+
+    def restore_commands(self) -> list[str]:
+        """``invoke restore`` for each database whose downgrade failed and that was backed up first."""
+        failed = {s.host for s in self.rollback if s.name == "downgrade" and s.status == "failed"}
+        return [
+            f"invoke restore --env {self.environment} --from {name}"
+            for unit, name in self.backups.items()
+            if unit in failed
+        ]
 
     def to_data(self) -> dict[str, Any]:
         """The report as plain data, for JSON."""
@@ -129,6 +144,8 @@ class RunReport:
             where = f" [{name}]" if len(self.databases) > 1 else ""
             moves = " -> ".join(str(db.get(k) or "?") for k in ("before", "after", "end") if k in db)
             lines.append(f"database{where}: {moves}")
+        for name, backup in self.backups.items():
+            lines.append(f"backup [{name}]: {backup}")
         lines += [
             f"health {r.host}: {r.check}: {r.detail}" + (f" (body: {_first(r.body)})" if r.body else "")
             for r in self.health

@@ -467,6 +467,37 @@ def setenv(
             raise Exit(code=int(code))
 
 
+@task(positional=[], help={"env": "The environment.", "list": "List the backups kept on each database host."})
+def backup(c: Context, env: str, list_: bool = False) -> None:
+    """Back up the environment's databases now, under the deploy lock (or --list the backups kept)."""
+    with _reported_errors():
+        _required("backup", env=env)
+        from pipeline import backupops
+
+        say = lambda line: print(line, flush=True)  # noqa: E731 - printable already (operate.redacting)
+        code = backupops.backup(_config(c), env, _seams()[0], say, list_only=list_)
+        if code:
+            raise Exit(code=int(code))
+
+
+@task(
+    positional=[],
+    help={
+        "env": "The environment.",
+        "from": "The backup to load, e.g. 20261201T041500Z-2.0.0-0003.sql.gz (see backup --list).",
+        "dry-run": "Print the commands, and touch nothing.",
+    },
+)
+def restore(c: Context, env: str, from_: str | None = None, dry_run: bool = False) -> None:
+    """Load a database backup (--from NAME) under the deploy lock; exit 4 when the restore fails."""
+    with _reported_errors():
+        _required("restore", env=env, **{"from": from_})
+        from pipeline import backupops
+
+        say = lambda line: print(line, flush=True)  # noqa: E731 - printable already (operate.redacting)
+        backupops.restore(_config(c), env, _seams()[0], say, from_, dry_run)
+
+
 ns = Collection(
     preflight,
     release,
@@ -483,4 +514,6 @@ ns = Collection(
     setenv,
     logs,
     prune,
+    backup,
+    restore,
 )

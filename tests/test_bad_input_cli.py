@@ -137,7 +137,7 @@ def test_every_task_has_help_even_those_that_take_an_environment(repo: Repo, tas
         (
             ["bogus"],
             ["error: unknown task or flag 'bogus'"],
-            "usage: invoke TASK [--flags]; tasks: deploy, health",
+            "usage: invoke TASK [--flags]; tasks: backup, deploy, health",
         ),
         (["history", "--env", "x", "--limit", "abc"], ["--limit must be a whole number from 1 to 1000"], ""),
         (["deploy", "--env", "x", "--lock-wait", "soon"], ["--lock-wait: 'soon' is not a number"], "deploy"),

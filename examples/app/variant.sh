@@ -5,7 +5,8 @@
 #                          the sandbox host h3); crash -> the api exits at start
 #   migration good|fail|slow  add a revision on top of the current head: good adds a nullable column
 #                          to items (with a working downgrade); fail changes the schema, then raises;
-#                          slow is good but holds its transaction for 6 s; hang holds it for 10 minutes
+#                          slow is good but holds its transaction for 6 s; hang holds it for 10 minutes;
+#                          drop drops items.description with its data, and its downgrade raises
 # e.g. "v2 broken":        variant.sh work version 2.0.0 health fail
 #      "failing migration": variant.sh work version 3.0.0 migration fail
 set -euo pipefail
@@ -32,7 +33,8 @@ while [ $# -gt 0 ]; do
         fail) src=$here/variants/failing_migration.py; name=${next}_fails_on_purpose.py ;;
         slow) src=$here/variants/slow_migration.py; name=${next}_slow_$next.py ;;
         hang) src=$here/variants/slow_migration.py; name=${next}_hang_$next.py; seconds=600 ;;
-        *) echo "migration good|fail|slow|hang" >&2; exit 2 ;;
+        drop) src=$here/variants/drop_column_migration.py; name=${next}_drop_description.py ;;
+        *) echo "migration good|fail|slow|hang|drop" >&2; exit 2 ;;
       esac
       sed -e "s/^revision = .*/revision = \"$next\"/" -e "s/^down_revision = .*/down_revision = \"$head\"/" \
           -e "s/^Revision ID: .*/Revision ID: $next/" -e "s/^Revises: .*/Revises: $head/" \

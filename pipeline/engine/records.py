@@ -21,6 +21,7 @@ class DatabaseRecord:
     after: str | None = None
     end: str | None = None
     started: bool = False  # a migration began: the rollback must look at it
+    backup: str = ""  # the backup taken before the migration, if one was
 
     def to_data(self) -> dict[str, str | None]:
         """For the report."""
@@ -53,7 +54,7 @@ def progress(
         previous_version=previous.version if previous else None,
         db_before=db.before if db else None, db_after=None, result=IN_PROGRESS, reason="",
         who=stamp.who, at=stamp.at, run_url=stamp.run_url, host=unit, run=stamp.run, phase=phase,
-        emergency=stamp.emergency,
+        emergency=stamp.emergency, backup=db.backup if db else "",
     )  # fmt: skip
 
 
@@ -74,6 +75,7 @@ def outcome(
         db_before=db.before if db else None, db_after=db.after if db else None,
         db_end=db.end if db else None, result=result, reason=reason, who=stamp.who, at=stamp.at,
         run_url=stamp.run_url, host=unit, run=stamp.run, touched=touched, emergency=stamp.emergency,
+        backup=db.backup if db else "",
     )  # fmt: skip
 
 

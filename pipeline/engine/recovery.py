@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pipeline.engine.run import Engine, Run
 from pipeline.engine.values import Release, UnitState
 from pipeline.errors import InputError, NotRecorded
-from pipeline.journal import Entry, healthy_everywhere
+from pipeline.journal import FAILED, IN_PROGRESS, Entry, healthy_everywhere
 
 TOUCHING = ("changing", "migrating", "rolling back")
 
@@ -26,7 +26,48 @@ def prepare_rollback(engine: Engine, states: Sequence[UnitState], to: str | None
     if interrupted:
         return _recovery(engine, states, interrupted)
     engine.refuse_locks(states)
+    failed = _failed_rollbacks(states)
+    if failed and (to is None or to == next(iter(failed.values())).previous_version):
+        return _finish_failed(engine, states, failed)
     return _by_hand(engine, states, to)
+
+
+def _failed_rollbacks(states: Sequence[UnitState]) -> dict[str, Entry]:
+    """By unit, the outcome of the last deploy or rollback when it says its rollback failed."""
+    found = {}
+    for state in states:
+        runs = [e for e in state.journal if e.event in ("deploy", "rollback") and e.result != IN_PROGRESS]
+        if runs and runs[-1].result == FAILED:
+            found[state.name] = runs[-1]
+    return found
+
+
+def _finish_failed(engine: Engine, states: Sequence[UnitState], failed: dict[str, Entry]) -> tuple[Run, str]:
+    """The rollback a run could not finish, again: its databases back to where they were before it
+    (a no-op once a backup was restored), its units back to what they served, proven healthy."""
+    first = next(iter(failed.values()))
+    release = Release(first.version, first.commit)
+    run = engine.new_run(release, states, event="rollback")
+    for state in states:
+        entry = failed.get(state.name)
+        if entry is not None:
+            run.previous[state.name] = _served(state.journal, entry.previous_version)
+            if entry.touched:
+                run.touched.add(state.name)
+    shared = engine.policy.database == "shared"
+    for unit, db in run.databases.items():
+        entry = failed.get(unit) or (first if shared else None)
+        if entry is None:
+            continue
+        db.before, db.after, db.backup = entry.db_before, entry.db_after, entry.backup
+        db.started = entry.db_before is not None
+        if entry.backup:
+            run.report.backups[unit] = entry.backup
+    engine.context.say(
+        f"finishing the failed rollback of {release.version} on {engine.name}: "
+        f"back to {first.previous_version or 'nothing'}"
+    )
+    return run, f"finishing the failed rollback of {release.version}"
 
 
 def _recovery(engine: Engine, states: Sequence[UnitState], interrupted: list[UnitState]) -> tuple[Run, str]:
@@ -50,6 +91,9 @@ def _recovery(engine: Engine, states: Sequence[UnitState], interrupted: list[Uni
         known = [e.db_before for e in sharing if e.db_before is not None]
         if known:
             db.before, db.started = known[-1], True
+        backups = [e.backup for e in sharing if e.backup]
+        if backups:
+            db.backup = run.report.backups[unit] = backups[-1]
     holder = first.lock.describe()
     engine.context.say(f"finishing the interrupted run {dead} ({holder}): rolling back {release.version}")
     return run, f"finishing interrupted run {dead} of {first.lock.who}"
@@ -77,6 +121,7 @@ def _by_hand(engine: Engine, states: Sequence[UnitState], to: str | None) -> tup
     if target == current.version:
         raise InputError(f"{target} is what serves now: nothing to roll back")
     run = engine.new_run(Release(current.version, current.commit), states, event="rollback")
+    by_unit = {s.name: s for s in states}
     for state, entries in zip(states, older, strict=True):
         found = [e for e in entries if e.version == target and e.serving]
         if not found:
@@ -92,5 +137,8 @@ def _by_hand(engine: Engine, states: Sequence[UnitState], to: str | None) -> tup
                 "(a downgrade to `base` would drop the schema); nothing was changed"
             )
         db.before, db.started = goal, True
+        current_entry = by_unit[unit].serving if unit in by_unit else None
+        if current_entry is not None and current_entry.backup:
+            db.backup = run.report.backups[unit] = current_entry.backup
     engine.context.say(f"rolling back {engine.name} from {current.version} to {target}")
     return run, f"rollback to {target} asked by {engine.context.who or 'on-call'}"

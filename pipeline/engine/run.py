@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from pipeline.engine import fleet
+from pipeline.engine.backup import BackingUp
 from pipeline.engine.cancel import signals_to
 from pipeline.engine.core import Context, Run
 from pipeline.engine.records import DatabaseRecord, outcome, progress, rollback_lines
@@ -21,13 +22,13 @@ from pipeline.engine.timeline import Timer
 from pipeline.engine.values import LockInfo, Release, UnitState
 from pipeline.errors import Cancelled, InputError, LockHeld, PipelineError, StageError
 from pipeline.health import HealthResult
-from pipeline.journal import HEALTHY, PRUNED, Entry
+from pipeline.journal import HEALTHY, Entry
 from pipeline.runreport import Evidence, RunReport, StageResult
 
 __all__ = ["Context", "Engine", "Run"]
 
 
-class Engine(RollingBack):
+class Engine(RollingBack, BackingUp):
     """Runs deploys, rollbacks and migrations of one environment against its target."""
 
     # -- reading ------------------------------------------------------------------------------
@@ -222,7 +223,7 @@ class Engine(RollingBack):
         """Re-running a deploy of what every unit already serves healthy is a no-op."""
         release = run.release
         for state in run.states.values():
-            last = next((e for e in reversed(state.journal) if e.result != PRUNED), None)
+            last = next((e for e in reversed(state.journal) if not e.beside_release), None)
             serving = state.serving
             if serving is None or serving != last or serving.version != release.version:
                 return False
@@ -296,6 +297,7 @@ class Engine(RollingBack):
         db = run.databases[unit]
         call = self.call("migrate", unit, run=run)
         db.before = self.target.revision(unit, run.release, call)
+        head = self._backup_first(run, unit, call)
         sharing = list(run.states) if self.policy.database == "shared" else [unit]
         for each in sharing:
             entry = progress(
@@ -306,7 +308,7 @@ class Engine(RollingBack):
         call.changing()
         self.target.migrate(unit, run.release, call)
         db.after = db.end = self.target.revision(unit, run.release, call)
-        head = self.target.head(unit, run.release, call)
+        head = head or self.target.head(unit, run.release, call)
         self._sync_databases(run)
         if db.after != head:
             raise StageError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from pipeline.backups import BackupFile
 from pipeline.engine.cancel import Call
 from pipeline.engine.values import LockInfo, Release, UnitState
 from pipeline.health import HealthResult
@@ -65,6 +66,28 @@ class Target(Protocol):
 
     def downgrade(self, unit: str, release: Release, revision: str, call: Call) -> None:
         """Downgrade the database to ``revision`` with the release's (the newer) scripts."""
+        ...
+
+    def backup_units(self) -> list[str]:
+        """The units that keep a database's backups (empty: backups are not configured)."""
+        ...
+
+    def backup(self, unit: str, name: str, version: str, call: Call) -> BackupFile:
+        """Dump the unit's database into a new backup ``name`` (complete, or not there at all), then
+        keep only the newest the configuration says; ``version`` is the release whose files run it."""
+        ...
+
+    def backups(self, unit: str, call: Call) -> list[BackupFile]:
+        """The backups kept on the unit, oldest first."""
+        ...
+
+    def restore_backup(self, unit: str, name: str, version: str, call: Call) -> None:
+        """Load backup ``name`` into the unit's database; a backup that is missing or damaged (checked
+        whole first) is an InputError, and nothing was loaded."""
+        ...
+
+    def describe_backup(self, unit: str, operation: str, name: str, version: str) -> list[str]:
+        """The commands of ``backup`` or ``restore`` on a unit, for ``--dry-run`` (no I/O)."""
         ...
 
     def health(self, unit: str, version: str, call: Call) -> list[HealthResult]:

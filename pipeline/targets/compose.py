@@ -30,6 +30,7 @@ from pipeline.runreport import Evidence
 from pipeline.secrets import Redactor, redactor_for
 from pipeline.targets import hostfiles
 from pipeline.targets.busy import BusyClock
+from pipeline.targets.composebackup import ComposeBackups
 
 CONTROL_DIR_VARIABLE = "PIPELINE_SSH_CONTROL_DIR"
 
@@ -54,7 +55,7 @@ class Host:
         return self.remote.host.label
 
 
-class ComposeTarget:
+class ComposeTarget(ComposeBackups):
     """Hosts over ssh running ``docker compose``; see ``pipeline.targets.base.Target``.
 
     What comes back from a host (output, evidence, health responses) and what is written to its
@@ -334,12 +335,16 @@ class ComposeTarget:
         host = self.hosts[unit]
         migrate = self.env.migrate
         lines: list[tuple[str, Sequence[str], bool]] = []
+        backup: list[str] = []
         if operation == "lock":
             lines = [("lock", hostfiles.take_lock(host.files, ""), True)]
         elif operation == "deploy":
             lines = [("deploy", argv, stdin is not None) for argv, stdin in self.deploy_steps(host, release)]
         elif operation in ("migrate", "downgrade") and migrate is not None:
             keys = ["current", "command", "current", "heads"] if operation == "migrate" else ["downgrade"]
+            if operation == "migrate" and self.env.backup is not None:  # after reading the revision
+                name = f"<time>-{release.version}-<revision>.sql.gz"
+                backup = self.describe_backup(unit, "backup", name, release.version)
             for key in keys:
                 argv = shell_command(getattr(migrate, key), revision)
                 command = host.project.in_service(release.version, migrate.service, argv, migrate.run)
@@ -351,10 +356,11 @@ class ComposeTarget:
             return [f"  record   [{unit}] append to {host.files.journal}; release the lock"]
         elif operation == "restore":
             lines = [("restore", argv, False) for argv in self.restore_steps(host, previous, release)]
-        return [
+        shown = [
             f"  {stage:<8} [{unit}] {shlex.join(argv)}" + ("  < (stdin)" if fed else "")
             for stage, argv, fed in lines
         ]
+        return [*shown[:1], *backup, *shown[1:]]
 
 
 def _tail(result: Result) -> str:

@@ -15,14 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pipeline.backups import BackupFile
 from pipeline.engine.cancel import Call
 from pipeline.engine.values import Database, LockInfo, Release, UnitState
-from pipeline.errors import Cancelled, StageError
+from pipeline.errors import Cancelled, InputError, StageError
 from pipeline.health import HealthResult
 from pipeline.journal import BASE, HEALTHY, Entry
 from pipeline.runreport import Evidence
 
-STAGES = {"revision": "migrate", "head": "migrate", "read": "read"}
+STAGES = {"revision": "migrate", "head": "migrate", "read": "read", "restore_backup": "restore"}
 
 
 class Killed(BaseException):
@@ -52,6 +53,7 @@ class FakeTarget:
         serving: str | None = "1.0.0",
         revision: str = "0003",
         heads: dict[str, str] | None = None,
+        keep: int = 0,
     ) -> None:
         self.database = database
         self.heads = heads or {"1.0.0": "0003", "2.0.0": "0004", "3.0.0": "0005"}
@@ -67,6 +69,8 @@ class FakeTarget:
         self.calls: list[tuple[str, str, str]] = []
         self.before: Callable[[str, str], None] = lambda operation, unit: None
         self.guard = threading.Lock()
+        self.keep = keep  # backups kept per database unit; 0: backups are not configured
+        self.kept: dict[str, dict[str, str]] = {}  # unit -> backup name -> the revision it holds
 
     # -- scripting -------------------------------------------------------------------------------
 
@@ -171,6 +175,37 @@ class FakeTarget:
         """The database at ``revision``."""
         self._act("downgrade", unit, call, revision)
         self._set_db(unit, revision)
+
+    def backup_units(self) -> list[str]:
+        """The database units, when backups are configured (``keep``)."""
+        return (self.databases() or list(self.state)[:1]) if self.keep else []
+
+    def backup(self, unit: str, name: str, version: str, call: Call) -> BackupFile:
+        """The database's revision kept under ``name``; only the newest ``keep`` stay."""
+        if not self.keep:
+            raise InputError("backups are not configured")
+        self._act("backup", unit, call, name)
+        kept = self.kept.setdefault(unit, {})
+        kept[name] = self.db(unit)
+        for old in sorted(kept)[: -self.keep]:
+            del kept[old]
+        return BackupFile(name, 100)
+
+    def backups(self, unit: str, call: Call) -> list[BackupFile]:
+        """The names kept, oldest first."""
+        self._act("backups", unit, call)
+        return [BackupFile(name, 100) for name in sorted(self.kept.get(unit, {}))]
+
+    def restore_backup(self, unit: str, name: str, version: str, call: Call) -> None:
+        """The database back at the revision the backup holds."""
+        self._act("restore_backup", unit, call, name)
+        if name not in self.kept.get(unit, {}):
+            raise InputError(f"{unit}: there is no backup {name}")
+        self._set_db(unit, self.kept[unit][name])
+
+    def describe_backup(self, unit: str, operation: str, name: str, version: str) -> list[str]:
+        """One line."""
+        return [f"  {operation:<8} [{unit}] {name}"]
 
     def health(self, unit: str, version: str, call: Call) -> list[HealthResult]:
         """Healthy when the unit serves ``version`` and it is not broken."""

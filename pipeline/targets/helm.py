@@ -31,6 +31,7 @@ from pipeline.kube import Kube, KubeError, kubeconfig_path
 from pipeline.rollout import pod_rows
 from pipeline.secrets import Redactor
 from pipeline.targets import kubestate
+from pipeline.targets.helmbackup import HelmBackups
 from pipeline.targets.helmhealth import HelmHealth
 from pipeline.targets.helmmigrate import HelmMigrations
 
@@ -40,7 +41,7 @@ def policy_of(env: HelmEnvironment) -> Policy:
     return Policy("parallel", 1, 0, "none" if env.migrate is None else "shared", env.deadlines)
 
 
-class HelmTarget(HelmHealth, HelmMigrations):
+class HelmTarget(HelmHealth, HelmMigrations, HelmBackups):
     """A Helm release in a namespace; see ``pipeline.targets.base.Target``."""
 
     kind = "helm"
