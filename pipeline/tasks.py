@@ -376,7 +376,9 @@ def migrate(c: Context, env: str) -> None:
         from pipeline import operate
 
         executor, http = _seams()
-        operate.migrate(_config(c), env, executor, http, print)
+        code = operate.migrate(_config(c), env, executor, http, print)
+        if code:
+            raise Exit(code=int(code))
 
 
 @task(
@@ -495,7 +497,9 @@ def restore(c: Context, env: str, from_: str | None = None, dry_run: bool = Fals
         from pipeline import backupops
 
         say = lambda line: print(line, flush=True)  # noqa: E731 - printable already (operate.redacting)
-        backupops.restore(_config(c), env, _seams()[0], say, from_, dry_run)
+        code = backupops.restore(_config(c), env, _seams()[0], say, from_, dry_run)
+        if code:
+            raise Exit(code=int(code))
 
 
 ns = Collection(
