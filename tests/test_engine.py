@@ -17,7 +17,7 @@ from pipeline.engine.cancel import Call
 from pipeline.engine.recovery import prepare_rollback
 from pipeline.engine.run import Context, Engine
 from pipeline.engine.values import Deadlines, Policy, Release
-from pipeline.errors import ExitCode, InputError, LockHeld, NotRecorded
+from pipeline.errors import ExitCode, InputError, LockHeld, NotRecorded, StageError
 from pipeline.journal import IN_PROGRESS, Entry
 from pipeline.runreport import RunReport
 from pipeline.targets.fake import FakeTarget, Killed
@@ -94,6 +94,17 @@ def test_units_are_deployed_in_parallel() -> None:
     started = time.monotonic()
     assert deploy(target).outcome == "deployed"
     assert time.monotonic() - started < 0.8
+
+
+def test_a_failed_stage_names_each_failing_unit_once() -> None:
+    def refuse(call: Call) -> None:  # as the compose target words it: the host first
+        raise StageError("deploy", "web2: compose up failed (exit 1)", "web2")
+
+    target = FakeTarget(UNITS)
+    target.fail_at("deploy", "web2", refuse)
+    report = deploy(target)
+    failed = next(s for s in report.stages if s.status == "failed")
+    assert failed.detail.startswith("web2: ") and "web2: web2:" not in failed.detail, failed.detail
 
 
 def test_an_unhealthy_unit_restores_every_unit_and_downgrades_the_database() -> None:

@@ -275,7 +275,7 @@ class Engine(RollingBack, BackingUp):
             run.report.stages.append(StageResult(name, "ok", seconds, start=timer.start, spans=spans))
             return
         primary = _primary(failures)
-        detail = "; ".join(f"{u}: {self._why(e)}" for u, e in failures.items())
+        detail = "; ".join(_named(u, self._why(e)) for u, e in failures.items())
         run.report.stages.append(StageResult(name, "failed", seconds, detail, start=timer.start, spans=spans))
         for exc in failures.values():
             if isinstance(exc, StageError) and exc.output:
@@ -358,3 +358,8 @@ def _primary(failures: dict[str, BaseException]) -> BaseException:
         if not isinstance(exc, Cancelled):
             return exc
     return next(iter(failures.values()))
+
+
+def _named(unit: str, why: str) -> str:
+    """A unit's failure in a stage's detail, named once (a StageError's message may already start with it)."""
+    return why if why.startswith(f"{unit}: ") else f"{unit}: {why}"
