@@ -87,6 +87,17 @@ def _required(task_name: str, **values: str | None) -> None:
             raise InputError(f"{task_name}: --{name} is required\n{line}")
 
 
+def _say(line: str) -> None:
+    """A line on stdout, flushed, with a host's control characters escaped."""
+    print(printable(line), flush=True)
+
+
+def _exit_with(code: int) -> None:
+    """The operation's exit code as the task's exit status (0: the task returns)."""
+    if code:
+        raise Exit(code=int(code))
+
+
 def _project(c: Context) -> Path:
     """The project's directory: where tasks.py (and invoke.yaml) live, else the current one."""
     prefix = getattr(c.config, "_project_prefix", None)
@@ -151,8 +162,7 @@ def preflight(c: Context, with_tests: bool = False, json: bool = False) -> None:
                 if warning:
                     print(warning, file=sys.stderr)
         code = report.exit_code(results)
-        if code:
-            raise Exit(code=int(code))
+        _exit_with(code)
 
 
 @task(
@@ -281,10 +291,8 @@ def deploy(
         check_skip(why, skipped)
         request = DeployRequest(env, version, skipped, dry_run, report, lock_wait, why)
         executor, http = _seams()
-        say = lambda line: print(printable(line), flush=True)  # noqa: E731 - host text is escaped
-        code, _ = run_deploy(executor, http, _project(c), _config(c), request, say)
-        if code:
-            raise Exit(code=int(code))
+        code, _ = run_deploy(executor, http, _project(c), _config(c), request, _say)
+        _exit_with(code)
 
 
 @task(positional=[], help={"env": "The environment.", "json": "Print JSON instead of text."})
@@ -364,8 +372,7 @@ def health(c: Context, env: str) -> None:
 
         executor, http = _seams()
         code = operate.health(_config(c), env, executor, http, print)
-        if code:
-            raise Exit(code=int(code))
+        _exit_with(code)
 
 
 @task(positional=[], help={"env": "The environment."})
@@ -377,8 +384,7 @@ def migrate(c: Context, env: str) -> None:
 
         executor, http = _seams()
         code = operate.migrate(_config(c), env, executor, http, print)
-        if code:
-            raise Exit(code=int(code))
+        _exit_with(code)
 
 
 @task(
@@ -396,8 +402,7 @@ def rollback(c: Context, env: str, to: str | None = None) -> None:
 
         executor, http = _seams()
         code = operate.rollback(_config(c), env, executor, http, print, to)
-        if code:
-            raise Exit(code=int(code))
+        _exit_with(code)
 
 
 @task(
@@ -414,10 +419,8 @@ def prune(c: Context, env: str, keep: str | None = None, dry_run: bool = False) 
         _required("prune", env=env)
         from pipeline import pruning
 
-        say = lambda line: print(printable(line), flush=True)  # noqa: E731 - host text is escaped
-        code = pruning.prune(_config(c), env, _seams()[0], say, keep, dry_run)
-        if code:
-            raise Exit(code=int(code))
+        code = pruning.prune(_config(c), env, _seams()[0], _say, keep, dry_run)
+        _exit_with(code)
 
 
 @task(
@@ -432,8 +435,7 @@ def notify(c: Context, env: str, message: str | None = None) -> None:
 
         executor, http = _seams()
         code = operate.notify(_config(c), env, executor, http, print, message)
-        if code:
-            raise Exit(code=int(code))
+        _exit_with(code)
 
 
 @task(
@@ -463,10 +465,8 @@ def setenv(
 
         request = SetenvRequest(env, tuple(set or ()), tuple(unset or ()), from_file, dry_run)
         executor, http = _seams()
-        say = lambda line: print(printable(line), flush=True)  # noqa: E731 - host text is escaped
-        code = run_setenv(_config(c), request, executor, http, say)
-        if code:
-            raise Exit(code=int(code))
+        code = run_setenv(_config(c), request, executor, http, _say)
+        _exit_with(code)
 
 
 @task(positional=[], help={"env": "The environment.", "list": "List the backups kept on each database host."})
@@ -476,10 +476,8 @@ def backup(c: Context, env: str, list_: bool = False) -> None:
         _required("backup", env=env)
         from pipeline import backupops
 
-        say = lambda line: print(line, flush=True)  # noqa: E731 - printable already (operate.redacting)
-        code = backupops.backup(_config(c), env, _seams()[0], say, list_only=list_)
-        if code:
-            raise Exit(code=int(code))
+        code = backupops.backup(_config(c), env, _seams()[0], _say, list_only=list_)
+        _exit_with(code)
 
 
 @task(
@@ -496,10 +494,8 @@ def restore(c: Context, env: str, from_: str | None = None, dry_run: bool = Fals
         _required("restore", env=env, **{"from": from_})
         from pipeline import backupops
 
-        say = lambda line: print(line, flush=True)  # noqa: E731 - printable already (operate.redacting)
-        code = backupops.restore(_config(c), env, _seams()[0], say, from_, dry_run)
-        if code:
-            raise Exit(code=int(code))
+        code = backupops.restore(_config(c), env, _seams()[0], _say, from_, dry_run)
+        _exit_with(code)
 
 
 ns = Collection(
