@@ -73,3 +73,11 @@ def test_the_minimal_configuration_of_each_target_validates(name: str, kind: typ
     raw = yaml.safe_load((EXAMPLES / "config" / name).read_text())["pipeline"]
     config = load_config(raw, f"examples/config/{name}")
     assert isinstance(config.environment("staging"), kind)
+
+
+def test_the_readmes_configuration_reference_validates() -> None:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("### Environments\n```yaml\n") + len("### Environments\n```yaml\n")
+    raw = yaml.safe_load(text[start : text.index("```", start)])["pipeline"]
+    config = load_config(raw, "README.md")
+    assert isinstance(config.environment("production"), ComposeEnvironment)
