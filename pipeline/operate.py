@@ -439,4 +439,4 @@ def notify(
             say(f"notify failed: {line}")
         if not failed:
             say(f"notified {', '.join(n.name for n in notifiers)}")
-    return ExitCode.BAD_INPUT if failed else ExitCode.OK
+    return ExitCode.ROLLED_BACK if failed else ExitCode.OK  # a stage (notify) failed

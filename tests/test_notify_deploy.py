@@ -220,3 +220,16 @@ def test_a_notification_that_cannot_be_built_is_reported_per_channel_and_the_cod
     reason = "the notification could not be built: RuntimeError: bug near ***"
     assert report.notified == [("webhook", reason), ("telegram", reason)]
     assert hook.received == telegram.received == []
+
+
+def test_invoke_notify_exits_1_when_a_channel_does_not_take_the_message(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import operate
+
+    with serving(Reply(400, b"no such hook")) as hook, serving(TELEGRAM_OK) as telegram:
+        configure(world, monkeypatch, hook, telegram)
+        code = operate.notify(world.config, "prod", world.executor, world.http, world.printed.append, "hi")
+    assert code == ExitCode.ROLLED_BACK == 1  # a stage that failed, not bad input
+    assert [line for line in world.printed if line.startswith("notify failed: webhook")], world.printed
+    assert len(telegram.received) == 1
