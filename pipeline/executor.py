@@ -39,6 +39,9 @@ class Command:
     # With ``capture``, each line as it arrives (and whether it came on stderr): output streamed to a
     # person after passing through us (the redactor) rather than straight to the terminal.
     echo: Callable[[str, bool], None] | None = field(default=None, compare=False, repr=False)
+    # With ``echo``: keep only the newest this many bytes of each stream in the Result (a log followed
+    # for hours is echoed line by line, never held whole in memory). None keeps everything.
+    retain: int | None = None
 
     def __str__(self) -> str:
         import shlex
@@ -139,7 +142,9 @@ class _Job:
         # Threads read the pipes, so a process writing more than a pipe holds never blocks on us
         # while we look at the clock.
         self.readers = [
-            _thread(_read, stream, chunks, _lines(command.echo, is_err) if command.echo else None)
+            _thread(
+                _read, stream, chunks, _lines(command.echo, is_err) if command.echo else None, command.retain
+            )
             for stream, chunks, is_err in (
                 (self.process.stdout, self.out, False),
                 (self.process.stderr, self.err, True),
@@ -252,10 +257,19 @@ def _thread(target: Callable[..., None], *args: object) -> threading.Thread:
     return thread
 
 
-def _read(stream: IO[bytes], chunks: list[bytes], echo: Callable[[bytes], None] | None = None) -> None:
+def _read(
+    stream: IO[bytes],
+    chunks: list[bytes],
+    echo: Callable[[bytes], None] | None = None,
+    retain: int | None = None,
+) -> None:
+    kept = 0
     try:
         while chunk := os.read(stream.fileno(), 65536):
             chunks.append(chunk)
+            kept += len(chunk)
+            while retain is not None and kept > retain and len(chunks) > 1:
+                kept -= len(chunks.pop(0))
             if echo is not None:
                 echo(chunk)
     finally:
@@ -264,20 +278,42 @@ def _read(stream: IO[bytes], chunks: list[bytes], echo: Callable[[bytes], None] 
         stream.close()
 
 
+LINE_LIMIT = 1 << 20  # bytes of one line handed on; a longer one comes in pieces
+
+
+class Lines:
+    """Bytes in as they arrive, whole lines out (UTF-8, broken sequences replaced); ``end``: the rest.
+
+    A line longer than ``LINE_LIMIT`` bytes is handed on in pieces, so output without newlines (a log
+    followed for hours) never grows without bound."""
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines this chunk completes."""
+        self.pending.extend(chunk)
+        *whole, rest = self.pending.split(b"\n")
+        while len(rest) > LINE_LIMIT:
+            whole.append(rest[:LINE_LIMIT])
+            rest = rest[LINE_LIMIT:]
+        self.pending[:] = rest
+        return [bytes(line).decode("utf-8", "replace") for line in whole]
+
+    def end(self) -> list[str]:
+        """The last line, when it had no newline."""
+        rest = bytes(self.pending).decode("utf-8", "replace")
+        self.pending.clear()
+        return [rest] if rest else []
+
+
 def _lines(echo: Callable[[str, bool], None], is_err: bool) -> Callable[[bytes], None]:
     """Chunks in, whole lines out to ``echo`` (an empty chunk flushes the rest)."""
-    pending = bytearray()
+    lines = Lines()
 
     def take(chunk: bytes) -> None:
-        if chunk:
-            pending.extend(chunk)
-            *whole, rest = pending.split(b"\n")
-            pending[:] = rest
-        else:
-            whole = [bytearray(pending)] if pending else []
-            pending.clear()
-        for line in whole:
-            echo(bytes(line).decode("utf-8", "replace"), is_err)
+        for line in lines.feed(chunk) if chunk else lines.end():
+            echo(line, is_err)
 
     return take
 

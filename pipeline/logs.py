@@ -161,26 +161,6 @@ def kube_log_query(container: str, request: LogRequest) -> dict[str, str]:
 # -- printing ----------------------------------------------------------------------------------------
 
 
-class Lines:
-    """Bytes in as they arrive, whole lines out (UTF-8, broken sequences replaced); ``end``: the rest."""
-
-    def __init__(self) -> None:
-        self.pending = bytearray()
-
-    def feed(self, chunk: bytes) -> list[str]:
-        """The lines this chunk completes."""
-        self.pending.extend(chunk)
-        *whole, rest = self.pending.split(b"\n")
-        self.pending[:] = rest
-        return [bytes(line).decode("utf-8", "replace") for line in whole]
-
-    def end(self) -> list[str]:
-        """The last line, when it had no newline."""
-        rest = bytes(self.pending).decode("utf-8", "replace")
-        self.pending.clear()
-        return [rest] if rest else []
-
-
 class Printer:
     """Writes each line whole, ``source | line``, redacted and printable, one writer at a time; notes
     about a source (``source: text``) go to the error stream.

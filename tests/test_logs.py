@@ -17,13 +17,12 @@ from gitrepos import Repo, invoke
 from pipeline.compose import Project
 from pipeline.config import load_config
 from pipeline.errors import InputError
-from pipeline.executor import TIMED_OUT, Command, FakeExecutor, Result
+from pipeline.executor import TIMED_OUT, Command, FakeExecutor, Lines, Result
 from pipeline.helm import Workload
 from pipeline.journal import Entry
 from pipeline.logs import (
     DEFAULT_TAIL,
     MAX_TAIL,
-    Lines,
     LogRequest,
     Printer,
     Since,

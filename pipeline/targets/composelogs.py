@@ -26,6 +26,9 @@ def following(argv: Sequence[str]) -> tuple[str, ...]:
     return ("sh", "-c", GUARD_SCRIPT, GUARD_NAME, "0", *argv)
 
 
+RETAIN = 65536  # bytes of a host's output kept for its error line; the rest is only printed
+
+
 def command(host: Host, argv: Sequence[str], seconds: float | None, stop: Stop, printer: Printer) -> Command:
     """The local ssh Command running ``argv`` on the host, its lines printed as they come."""
 
@@ -36,8 +39,8 @@ def command(host: Host, argv: Sequence[str], seconds: float | None, stop: Stop, 
     if seconds is None:
         argv = ssh_argv(remote.host, following(argv), remote.options)
         plain = Command(argv, shield=True, interrupt=stop.is_set, keep_stdin_open=True)
-        return replace(plain, echo=echo)
-    return replace(remote.command(argv, timeout=seconds, interrupt=stop.is_set), echo=echo)
+        return replace(plain, echo=echo, retain=RETAIN)
+    return replace(remote.command(argv, timeout=seconds, interrupt=stop.is_set), echo=echo, retain=RETAIN)
 
 
 def failure(host: Host, result: Result, seconds: float | None, what: str) -> str | None:

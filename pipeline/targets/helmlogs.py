@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import InputError
-from pipeline.executor import Command, Executor
+from pipeline.executor import Command, Executor, Lines
 from pipeline.helm import Workload, workloads
 from pipeline.helmconfig import HelmEnvironment
 from pipeline.kube import Kube, KubeError
-from pipeline.logs import Lines, LogRequest, Printer, Stop, kube_log_query
+from pipeline.logs import LogRequest, Printer, Stop, kube_log_query
 
 CONNECT_SECONDS = 10.0  # to open one stream (the API server answers its headers at once)
 JOIN_SECONDS = 2.0  # how long a shut stream's reader is waited for
