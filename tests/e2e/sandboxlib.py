@@ -256,6 +256,24 @@ def build_and_push(sandbox: dict[str, Any], context: Path, version: str, image: 
     return served
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes started by ``pid``, transitively (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def processes_naming(path: Path) -> list[tuple[int, str]]:
     """Every live process whose command line names ``path`` (read from /proc; nothing is signalled)."""
     pattern = re.compile(re.escape(str(path)) + r"(?![\w.-])")

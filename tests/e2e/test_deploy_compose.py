@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from apprepo import WEBHOOK_TOKEN
-from sandboxlib import PERHOST_COMPOSE, Project, processes_naming, state_dir
+from sandboxlib import PERHOST_COMPOSE, Project, descendants, processes_naming, state_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -153,24 +153,6 @@ def test_sigterm_in_the_middle_of_migrate_ends_rolled_back(project: Project) -> 
     assert "slow_0004" not in project.columns("items")
     assert project.journal(project.hosts[0])[-2]["result"] == "rolled_back"
     assert not (state_dir(project.hosts[0]) / "lock").exists()
-
-
-def descendants(pid: int) -> list[int]:
-    """The processes started by ``pid``, transitively (read from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def test_a_run_killed_mid_migration_is_refused_by_deploy_and_finished_by_rollback(project: Project) -> None:

@@ -26,7 +26,7 @@ import pytest
 from helmlib import make_helm_project
 from helmproject import HelmProject
 from kubefake import FakeCluster
-from sandboxlib import STATE, Project, state_dir
+from sandboxlib import STATE, Project, descendants, state_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -72,22 +72,12 @@ def base_of(host: dict[str, Any]) -> str:
 def host_processes(host: dict[str, Any]) -> list[str]:
     """The command lines of every process in the host's own tree (under its sshd), read from /proc."""
     root = int((STATE / "hosts" / host["name"] / "sshd.pid").read_text().split()[0])
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            todo.append(child)
-            try:
-                found.append(Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-            except OSError:
-                continue
+    found = []
+    for child in descendants(root):
+        try:
+            found.append(Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
     return found
 
 
