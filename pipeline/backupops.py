@@ -24,7 +24,7 @@ from pipeline.backups import (
 )
 from pipeline.config import PipelineConfig
 from pipeline.engine.values import Release, UnitState
-from pipeline.errors import Cancelled, ExitCode, InputError, PipelineError, StageError
+from pipeline.errors import Cancelled, ExitCode, InputError, PipelineError, StageError, failure_text
 from pipeline.executor import Executor
 from pipeline.journal import BACKED_UP, DB_RESTORED, FAILED, IN_PROGRESS, Entry
 from pipeline.operate import engine_of, redacting
@@ -138,8 +138,9 @@ def backup(
 
         _locked(engine, states, "backup", each)
     failed = [r for r in results if r.error is not None]
-    for done in failed:
-        say(f"FAILED backup on {done.unit}: {_why(done.error)}")
+    for done in results:
+        if done.error is not None:
+            say(f"FAILED backup on {done.unit}: {failure_text(done.error)}")
     for done in failed:
         if done.error is not None and not isinstance(done.error, PipelineError):
             raise done.error  # a bug of ours: its traceback goes to a file, exit 70 (nothing was changed)
@@ -176,17 +177,11 @@ def _backup_one(engine: Engine, states: Sequence[UnitState], unit: str, say: Say
         say(f"ok  {unit}: {made.name} ({human_size(made.size)}), database at {done.before}")
     except Exception as exc:
         done.error = exc
-    reason = "" if done.error is None else _why(done.error)
+    reason = "" if done.error is None else failure_text(done.error)
     if done.error is not None:
         done.name = ""  # nothing was kept under that name
     _record(engine, unit, _line(engine, done, release, "backup", BACKED_UP, reason), say)
     return done
-
-
-def _why(exc: BaseException | None) -> str:
-    if isinstance(exc, PipelineError):
-        return str(exc)
-    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def restore(
@@ -231,10 +226,11 @@ def restore(
         if failed:
             raise RestoreFailed(
                 "; ".join(
-                    f"the restore of {wanted} on {d.unit} failed: {_why(d.error)}; the database may be "
-                    f"partly restored (a restore command in one transaction leaves it as it was): it is at "
-                    f"{d.after} now. A human is needed now"
+                    f"the restore of {wanted} on {d.unit} failed: {failure_text(d.error)}; "
+                    "the database may be partly restored (a restore command in one transaction leaves "
+                    f"it as it was): it is at {d.after} now. A human is needed now"
                     for d in failed
+                    if d.error is not None
                 )
             )
         for done in results:
@@ -256,7 +252,7 @@ def _restore_one(engine: Engine, states: Sequence[UnitState], unit: str, wanted:
     done.after = _revision(engine, unit, release, say)
     if done.error is None:
         say(f"ok  {unit}: {wanted} restored, the database is at {done.after}")
-    reason = f"restored {wanted}" if done.error is None else _why(done.error)
+    reason = f"restored {wanted}" if done.error is None else failure_text(done.error)
     _record(engine, unit, _line(engine, done, release, "restore", DB_RESTORED, reason), say)
     return done
 

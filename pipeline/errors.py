@@ -94,3 +94,11 @@ class ReleaseIncomplete(PipelineError):
 
 class NotRecorded(InputError):
     """A rollback would need a database revision that no journal recorded: it refuses to guess."""
+
+
+def failure_text(exc: BaseException) -> str:
+    """How a failure is named in reports and journals: our errors by their message, anything else (a bug
+    of ours) as an internal error with its type."""
+    if isinstance(exc, PipelineError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"

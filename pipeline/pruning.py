@@ -22,7 +22,7 @@ from pipeline.config import PipelineConfig
 from pipeline.disk import DiskUsage, disk_usage, distinct, free_kib, human_bytes, parse_disk
 from pipeline.engine.cancel import Call
 from pipeline.engine.values import Release, UnitState
-from pipeline.errors import ExitCode, StageError
+from pipeline.errors import ExitCode, StageError, failure_text
 from pipeline.executor import Executor
 from pipeline.helmconfig import HelmEnvironment
 from pipeline.journal import PRUNED, Entry
@@ -170,7 +170,7 @@ def _remove(engine: Engine, host: HostPrune) -> None:
             step = Call("prune", host.unit, call.seconds, call.cancel, shielded=True, started=call.started)
             _remove_version(target, remote, plan, step, host)
     except Exception as exc:
-        host.error = engine._why(exc)
+        host.error = failure_text(exc)
     shielded = Call("read", host.unit, engine.policy.deadlines.read, engine.cancel, shielded=True)
     try:
         result = target._attempt(remote, disk_usage(remote.project.path), shielded)
@@ -215,7 +215,7 @@ def _journal(engine: Engine, hosts: Sequence[HostPrune]) -> None:
         try:
             engine.target.record(host.unit, entries, engine.call("record", host.unit, shielded=True))
         except Exception as exc:
-            host.error = host.error or f"the journal was not written: {engine._why(exc)}"
+            host.error = host.error or f"the journal was not written: {failure_text(exc)}"
 
 
 def _line(engine: Engine, unit: str, version: str, reason: str) -> Entry:

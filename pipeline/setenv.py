@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import PipelineConfig
 from pipeline.envfile import Changes, Edited, changes_of, edit, parse, parse_assignments, values_of
-from pipeline.errors import ExitCode, InputError, StageError
+from pipeline.errors import ExitCode, InputError, StageError, failure_text
 from pipeline.executor import Executor
 from pipeline.files import read_text
 from pipeline.helmconfig import HelmEnvironment
@@ -239,11 +239,12 @@ def _change_all(
         failures = {"setenv": bug}
     for unit, exc in failures.items():
         if unit in hosts:
-            hosts[unit].why = _why(exc)
+            hosts[unit].why = failure_text(exc)
     if all(h.result in (APPLIED, UNCHANGED) for h in hosts.values()):
         report.outcome = "applied" if any(h.result == APPLIED for h in hosts.values()) else "unchanged"
         return
-    report.reason = "; ".join(f"{u}: {_why(e)}" for u, e in failures.items()) or str(engine.cancel.reason)
+    failed = "; ".join(f"{u}: {failure_text(e)}" for u, e in failures.items())
+    report.reason = failed or str(engine.cancel.reason)
     for host in hosts.values():
         if not host.touched and host.result != UNCHANGED:
             host.result = UNTOUCHED
@@ -314,15 +315,7 @@ def _put_back_all(
         host.result = REVERTED
 
     for unit, exc in fleet.each(list(hosts), put_back).items():
-        hosts[unit].result, hosts[unit].revert_why = FAILED, _why(exc)
-
-
-def _why(exc: BaseException) -> str:
-    from pipeline.errors import PipelineError
-
-    if isinstance(exc, PipelineError):
-        return str(exc)
-    return f"internal error: {type(exc).__name__}: {exc}"
+        hosts[unit].result, hosts[unit].revert_why = FAILED, failure_text(exc)
 
 
 # -- telling --------------------------------------------------------------------------------------
@@ -350,7 +343,7 @@ def _journal(engine: Engine, files: EnvFiles, report: SetenvReport) -> None:
         files.record(unit, entry, engine.call("record", unit, shielded=True))
 
     for unit, exc in fleet.each(list(hosts), write).items():
-        report.warnings.append(f"{unit}: the journal was not written: {_why(exc)}")
+        report.warnings.append(f"{unit}: the journal was not written: {failure_text(exc)}")
 
 
 def _tell(

@@ -18,7 +18,7 @@ from pipeline.engine import fleet
 from pipeline.engine.cancel import Call, Cancellation
 from pipeline.engine.records import DatabaseRecord, Stamp, outcome, progress, rollback_lines
 from pipeline.engine.values import Policy, Release, UnitState
-from pipeline.errors import Cancelled, InputError, PipelineError, StageError
+from pipeline.errors import InputError, StageError, failure_text
 from pipeline.health import HealthResult
 from pipeline.journal import FAILED, MIGRATED, Entry
 from pipeline.runreport import RunReport, StageResult
@@ -107,14 +107,6 @@ class EngineCore:
             raise StageError("health", "; ".join(f"{r.host}: {r.check}: {r.detail}" for r in bad), unit)
         return results
 
-    def _why(self, exc: BaseException) -> str:
-        """How a failure is named in reports and journals."""
-        if isinstance(exc, Cancelled):
-            return str(exc)
-        if isinstance(exc, PipelineError):
-            return str(exc)
-        return f"internal error: {type(exc).__name__}: {exc}"
-
     # -- records -------------------------------------------------------------------------------
 
     def _stamp(self) -> Stamp:
@@ -154,7 +146,7 @@ class EngineCore:
         failures = fleet.each(units, write)
         if failures:
             unit, exc = next(iter(failures.items()))
-            raise InputError(f"cannot write the journal on {unit}: {self._why(exc)}; nothing was changed")
+            raise InputError(f"cannot write the journal on {unit}: {failure_text(exc)}; nothing was changed")
 
     def _record_rollback(self, run: Run, ok: bool) -> None:
         """A manual or recovering rollback's lines on every unit (the untouched ones say so)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pipeline.engine import fleet
 from pipeline.engine.core import EngineCore, Run
 from pipeline.engine.timeline import Timer
-from pipeline.errors import Cancelled, DeadlineExceeded, PipelineError, StageError
+from pipeline.errors import Cancelled, DeadlineExceeded, PipelineError, StageError, failure_text
 from pipeline.runreport import Evidence, StageResult
 
 
@@ -47,7 +47,7 @@ class RollingBack(EngineCore):
 
     def _internal(self, run: Run, exc: BaseException) -> None:
         """Our own bug: its traceback goes to the debug log, one line to the report."""
-        run.report.reason = self._why(exc)
+        run.report.reason = failure_text(exc)
         self._log_traceback(run, exc)
 
     def _log_traceback(self, run: Run, exc: BaseException) -> None:
@@ -72,7 +72,9 @@ class RollingBack(EngineCore):
                 run.report.evidence += found
 
         for unit, exc in fleet.each(units, capture).items():
-            run.report.evidence.append(Evidence(unit, "evidence", f"could not be captured: {self._why(exc)}"))
+            run.report.evidence.append(
+                Evidence(unit, "evidence", f"could not be captured: {failure_text(exc)}")
+            )
 
     def _roll_back(self, run: Run, failed_at: float, only: Sequence[str] = ()) -> bool:
         """Downgrade the databases that moved, restore the touched units, prove the previous releases."""
@@ -105,7 +107,7 @@ class RollingBack(EngineCore):
         failures = fleet.each(units, timer.wrap(body))
         for unit in units:
             exc = failures.get(unit)
-            detail = self._why(exc) if exc else run.notes.pop(f"{name}:{unit}", "")
+            detail = failure_text(exc) if exc else run.notes.pop(f"{name}:{unit}", "")
             span = timer.span(unit, exc)
             status = "failed" if exc else "ok"
             run.report.rollback.append(StageResult(name, status, span.seconds, detail, unit, span.start))

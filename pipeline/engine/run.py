@@ -20,7 +20,7 @@ from pipeline.engine.records import DatabaseRecord, outcome, progress, rollback_
 from pipeline.engine.rollback import RollingBack
 from pipeline.engine.timeline import Timer
 from pipeline.engine.values import LockInfo, Release, UnitState
-from pipeline.errors import Cancelled, InputError, LockHeld, PipelineError, StageError
+from pipeline.errors import Cancelled, InputError, LockHeld, PipelineError, StageError, failure_text
 from pipeline.health import HealthResult
 from pipeline.journal import HEALTHY, Entry
 from pipeline.runreport import Evidence, RunReport, StageResult
@@ -150,7 +150,7 @@ class Engine(RollingBack, BackingUp):
                     raise _primary(failures)
                 run.report.outcome = "migrated"
             except Exception as exc:
-                run.report.outcome, run.report.reason = "migrate_failed", self._why(exc)
+                run.report.outcome, run.report.reason = "migrate_failed", failure_text(exc)
                 if not isinstance(exc, PipelineError):
                     self._internal(run, exc)
             self._write_records(run, self._migrate_lines(run))
@@ -262,7 +262,7 @@ class Engine(RollingBack, BackingUp):
             if isinstance(exc, Cancelled):
                 return  # stopped because of another unit's failure or a signal: not a failure of its own
             with run.guard:
-                run.failed[unit] = self._why(exc)
+                run.failed[unit] = failure_text(exc)
                 over = len(run.failed) > self.policy.max_failed_units
             if over:
                 self.cancel.request(f"{unit} failed", immediate=True)
@@ -275,7 +275,7 @@ class Engine(RollingBack, BackingUp):
             run.report.stages.append(StageResult(name, "ok", seconds, start=timer.start, spans=spans))
             return
         primary = _primary(failures)
-        detail = "; ".join(_named(u, self._why(e)) for u, e in failures.items())
+        detail = "; ".join(_named(u, failure_text(e)) for u, e in failures.items())
         run.report.stages.append(StageResult(name, "failed", seconds, detail, start=timer.start, spans=spans))
         for exc in failures.values():
             if isinstance(exc, StageError) and exc.output:
