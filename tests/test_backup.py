@@ -13,7 +13,7 @@ from pipeline.engine.values import Deadlines, Policy, Release
 from pipeline.errors import ConfigError, ExitCode, InputError
 from pipeline.journal import BACKED_UP, IN_PROGRESS, Entry, parse_journal
 from pipeline.runreport import RunReport
-from pipeline.targets.fake import FakeTarget
+from pipeline.targets.fake import FakeTarget, Killed
 
 NOW = "2026-12-01T04:15:00Z"
 NAME = "20261201T041500Z-2.0.0-0003.sql.gz"
@@ -161,6 +161,21 @@ def test_a_migration_that_changes_the_schema_is_preceded_by_a_backup_named_in_jo
         migrating = [e for e in journal if e.result == IN_PROGRESS and e.phase == "migrating"]
         assert [e.backup for e in migrating] == [NAME]
         assert journal[-1].backup == NAME
+
+
+def test_a_run_killed_after_its_backup_is_finished_by_rollback_naming_that_backup() -> None:
+    target = FakeTarget(UNITS, keep=7)
+    target.fail_at("migrate", "web1", "kill")  # SIGKILL: no rollback, the lock and in_progress lines stay
+    with pytest.raises(Killed):
+        deploy(target)
+    assert target.kept["web1"] == {NAME: "0003"}
+    assert all(unit.lock is not None for unit in target.state.values())
+    report = rollback(target)
+    assert report.outcome == "restored" and report.backups == {"web1": NAME}
+    assert {unit.serving for unit in target.state.values()} == {"1.0.0"}
+    assert target.db("web1") == "0003"
+    assert all(unit.lock is None for unit in target.state.values())
+    assert all(unit.journal[-1].result != IN_PROGRESS for unit in target.state.values())
 
 
 def test_no_backup_when_the_database_is_already_at_the_release_head() -> None:
